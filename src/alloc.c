@@ -1,0 +1,124 @@
+/* alloc.c — the malloc fast path, and the API entries built on it.
+ *
+ * Fast path budget (x86-64, gcc -O2): keel_malloc of <= 1 KiB is
+ *   TLS load of the heap, index pages_direct by (size+15)>>4, load page->free,
+ *   one likely branch, pop (store free, increment used), return
+ * — about 12 instructions, no atomics, no locks. Anything else is one call
+ * to kl_malloc_generic (page.c), which is noinline so the fast path stays
+ * small enough to inline into override.c's malloc.
+ *
+ * The thread's heap starts as the static kl_heap_empty whose direct pages
+ * have no blocks, so the first call in a thread takes the slow path, which
+ * initializes the process and the thread: no "initialized?" test here. */
+#include <errno.h>
+#include <string.h>
+#include "internal/internal.h"
+#include "keel.h"
+
+void *kl_malloc(size_t size) {
+  kl_heap_t *heap = kl_heap_get();
+  if (kl_likely(size <= KL_DIRECT_MAX)) {
+    kl_page_t *page = heap->pages_direct[(size + 15) >> 4];
+    kl_block_t *b = page->free;
+    if (kl_likely(b != NULL)) {
+      page->free = b->next;
+      page->used++;
+      return b;
+    }
+  } else if (size <= KL_MEDIUM_MAX) {
+    /* Second fast path: the class's first page; NULL only in the empty heap
+     * or for a class never used. */
+    kl_page_t *page = heap->queues[kl_size_class(size)].first;
+    if (kl_likely(page != NULL && page->free != NULL)) {
+      kl_block_t *b = page->free;
+      page->free = b->next;
+      page->used++;
+      return b;
+    }
+  }
+  return kl_malloc_generic(heap, size, 0, false);
+}
+
+void *kl_calloc(size_t count, size_t size) {
+  size_t total;
+  if (kl_unlikely(kl_mul_overflow(count, size, &total))) { errno = ENOMEM; return NULL; }
+  if (total <= KL_MEDIUM_MAX) {
+    void *p = kl_malloc(total);
+    if (p != NULL) memset(p, 0, total);
+    return p;
+  }
+  /* Huge: fresh OS memory is already zero, so only recycled memory is cleared. */
+  return kl_malloc_generic(kl_heap_get(), total, 0, true);
+}
+
+void *kl_aligned(size_t align, size_t size) {
+  if (align <= 16) return kl_malloc(size);   /* every block is 16-aligned */
+  return kl_malloc_generic(kl_heap_get(), size, align, false);
+}
+
+/* The page of a block keel handed out, or NULL after reporting a bad
+ * pointer (KEEL_ON_ERROR=warn returns; the default aborts). */
+kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *who) {
+  kl_segment_t *seg = kl_segmap_lookup(p);
+  if (seg == NULL) { kl_error_bad_pointer(who, p, "not allocated by keel"); return NULL; }
+  kl_page_t *page = kl_segment_page_of(seg, p);
+  size_t off = (size_t)((const uint8_t *)p - page->start);
+  if (off >= page->carved || off * page->div_magic >= page->div_magic) {
+    kl_error_bad_pointer(who, p, "not the start of a keel block (interior or stale pointer)");
+    return NULL;
+  }
+  *seg_out = seg;
+  return page;
+}
+
+size_t kl_usable_size(const void *p, const char *who) {
+  if (p == NULL) return 0;
+  kl_segment_t *seg;
+  kl_page_t *page = kl_checked_page(p, &seg, who);
+  return page ? page->block_size : 0;
+}
+
+void *kl_realloc(void *p, size_t size, const char *who) {
+  if (p == NULL) return kl_malloc(size);
+  kl_segment_t *seg;
+  kl_page_t *page = kl_checked_page(p, &seg, who);
+  if (page == NULL) { errno = EINVAL; return NULL; }
+  if (size == 0) { kl_free(p); return NULL; }   /* glibc's behaviour */
+  size_t usable = page->block_size;
+  if (seg->kind == KL_SEG_HUGE) {
+    if (size > KL_MEDIUM_MAX) {
+      void *q = kl_segment_huge_realloc(seg, size);
+      if (q != NULL) return q;
+    }
+  } else if (size <= usable && size >= usable / 2) {
+    return p;  /* fits, and not so small that a smaller class pays off */
+  }
+  void *q = kl_malloc(size);
+  if (q == NULL) return NULL;   /* errno is ENOMEM; p stays valid */
+  memcpy(q, p, size < usable ? size : usable);
+  kl_free(p);
+  return q;
+}
+
+/* ---- keel_* API ---------------------------------------------------------- */
+
+kl_public void *keel_malloc(size_t size) { return kl_malloc(size); }
+kl_public void *keel_calloc(size_t count, size_t size) { return kl_calloc(count, size); }
+kl_public void *keel_realloc(void *p, size_t size) { return kl_realloc(p, size, "keel_realloc"); }
+kl_public size_t keel_usable_size(const void *p) { return kl_usable_size(p, "keel_usable_size"); }
+kl_public int keel_version(void) { return KEEL_VERSION; }
+
+kl_public void *keel_aligned_alloc(size_t alignment, size_t size) {
+  if (!kl_is_pow2(alignment)) { errno = EINVAL; return NULL; }
+  return kl_aligned(alignment, size);
+}
+
+kl_public int keel_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (!kl_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
+  int err = errno;
+  void *p = kl_aligned(alignment, size);
+  errno = err;    /* posix_memalign reports through its result, not errno */
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}

@@ -1,0 +1,28 @@
+/* bins.c — size classes. Four classes per power of two above 128 bytes, so
+ * internal waste is at most 25% (12.5% on average); every class is a
+ * multiple of 16, which gives every block glibc's 16-byte alignment.
+ *   0..7   16, 32, ..., 128            (step 16)
+ *   8..47  160, 192, 224, 256, 320 ... 131072  (step 2^(b-2) in [2^b, 2^(b+1)])
+ * kl_size_class (internal.h) is the inverse, branch-light and table-free. */
+#include "internal/internal.h"
+
+#define C4(b) ((1u << (b)) + (1u << ((b) - 2))), ((1u << (b)) + (2u << ((b) - 2))), \
+              ((1u << (b)) + (3u << ((b) - 2))), (1u << ((b) + 1))
+const uint32_t kl_class_size[KL_CLASS_COUNT] = {
+  16, 32, 48, 64, 80, 96, 112, 128,
+  C4(7), C4(8), C4(9), C4(10), C4(11), C4(12), C4(13), C4(14), C4(15), C4(16)
+};
+_Static_assert(KL_CLASS_COUNT == 8 + 10 * 4, "class table size");
+
+/* The smallest class that holds `size` bytes and whose block size is a
+ * multiple of `align` (a power of two <= KL_ALIGNED_CLASS_MAX): blocks of such
+ * a class start on `align` boundaries because every page area starts on a
+ * 4 KiB boundary. Returns KL_CLASS_COUNT when no class fits. */
+unsigned kl_aligned_class(size_t size, size_t align) {
+  if (size < align) size = align;
+  if (size > KL_MEDIUM_MAX) return KL_CLASS_COUNT;
+  for (unsigned c = kl_size_class(size); c < KL_CLASS_COUNT; c++) {
+    if ((kl_class_size[c] & (align - 1)) == 0) return c;
+  }
+  return KL_CLASS_COUNT;
+}

@@ -1,0 +1,207 @@
+/* heap.c — the per-thread heap: page queues, the direct table, thread start
+ * and thread exit.
+ *
+ * Invariants:
+ *  - pages_direct[i] is the first page of the class of size i*16, or the
+ *    static empty page when that queue is empty: the malloc fast path never
+ *    sees NULL and needs no "initialized?" test;
+ *  - a page is in exactly one of queues[class] or full (in_full says which);
+ *  - heap structs come from OS chunks and are recycled through a lock-free
+ *    stack, never unmapped: remote frees may write has_delayed through a
+ *    stale pointer at any time. */
+#include <string.h>
+#include "internal/internal.h"
+
+const kl_page_t kl_page_empty;  /* free == NULL: every lookup misses */
+kl_heap_t kl_heap_empty = {
+  .pages_direct = { [0 ... KL_DIRECT_COUNT - 1] = (kl_page_t *)&kl_page_empty },
+};
+__thread kl_heap_t *kl_heap_tls __attribute__((tls_model("initial-exec"))) = &kl_heap_empty;
+
+/* ---- queues ------------------------------------------------------------ */
+
+static void direct_update(kl_heap_t *heap, unsigned c) {
+  if (kl_class_size[c] > KL_DIRECT_MAX) return;
+  kl_page_t *pg = heap->queues[c].first;
+  if (pg == NULL) pg = (kl_page_t *)&kl_page_empty;
+  size_t lo = c == 0 ? 0 : kl_class_size[c - 1] / 16 + 1;
+  size_t hi = kl_class_size[c] / 16;
+  for (size_t i = lo; i <= hi; i++) heap->pages_direct[i] = pg;
+}
+
+static void q_push_front(kl_page_queue_t *q, kl_page_t *page) {
+  page->prev = NULL;
+  page->next = q->first;
+  if (q->first) q->first->prev = page; else q->last = page;
+  q->first = page;
+}
+static void q_remove(kl_page_queue_t *q, kl_page_t *page) {
+  if (page->prev) page->prev->next = page->next; else q->first = page->next;
+  if (page->next) page->next->prev = page->prev; else q->last = page->prev;
+  page->next = page->prev = NULL;
+}
+
+void kl_heap_queue_push_front(kl_heap_t *heap, kl_page_t *page) {
+  q_push_front(&heap->queues[page->class_idx], page);
+  direct_update(heap, page->class_idx);
+}
+
+void kl_heap_queue_remove(kl_heap_t *heap, kl_page_t *page) {
+  if (page->in_full) { q_remove(&heap->full, page); page->in_full = 0; return; }
+  bool was_first = heap->queues[page->class_idx].first == page;
+  q_remove(&heap->queues[page->class_idx], page);
+  if (was_first) direct_update(heap, page->class_idx);
+}
+
+void kl_heap_queue_to_front(kl_heap_t *heap, kl_page_t *page) {
+  q_remove(&heap->queues[page->class_idx], page);
+  kl_heap_queue_push_front(heap, page);
+}
+
+/* Park a page with no free block. From now on the first remote free into
+ * it must tell us: set bit 0 of xthread_free. If a remote free slipped in
+ * before the bit (the old value has blocks), nudge ourselves instead. The
+ * fetch_or and the remote CAS are RMWs on one atomic, so one of the two
+ * always sees the other: no wake-up is lost. acq_rel: acquire for the
+ * blocks we may see, release so the bit is ordered after our list moves. */
+void kl_heap_page_to_full(kl_heap_t *heap, kl_page_t *page) {
+  kl_heap_queue_remove(heap, page);
+  q_push_front(&heap->full, page);
+  page->in_full = 1;
+  uintptr_t old = atomic_fetch_or_explicit(&page->xthread_free, 1, memory_order_acq_rel);
+  if (old > 1) kl_store_relaxed(&heap->has_delayed, 1);
+}
+
+void kl_heap_page_from_full(kl_heap_t *heap, kl_page_t *page) {
+  q_remove(&heap->full, page);
+  page->in_full = 0;
+  kl_heap_queue_push_front(heap, page);
+}
+
+/* Take back parked pages that remote frees announced. */
+void kl_heap_collect_delayed(kl_heap_t *heap) {
+  /* Acquire pairs with the release store in kl_free_slow. */
+  if (kl_exchange_acquire(&heap->has_delayed, 0) == 0) return;
+  kl_page_t *page = heap->full.first;
+  while (page != NULL) {
+    kl_page_t *next = page->next;
+    if (kl_load_relaxed(&page->xthread_free) > 1) {
+      kl_page_collect(page);
+      kl_heap_page_from_full(heap, page);
+      if (page->used == 0) kl_page_retire(heap, page);
+    }
+    page = next;
+  }
+}
+
+/* ---- heap structs: carved from OS chunks, recycled, never unmapped ----- */
+
+static _Atomic(kl_heap_t *) heap_pool;
+
+static void pool_push_chain(kl_heap_t *first, kl_heap_t *last) {
+  kl_heap_t *head = kl_load_relaxed(&heap_pool);
+  /* Release: the next taker sees the links (and the heap's reset state). */
+  do { last->pool_next = head; } while (!kl_cas_weak(&heap_pool, &head, first, memory_order_release));
+}
+
+static kl_heap_t *heap_take(void) {
+  if (kl_load_relaxed(&heap_pool) != NULL) {
+    /* Take the whole stack (no ABA: no single pops), keep one, return the rest. */
+    kl_heap_t *list = kl_exchange_acquire(&heap_pool, NULL);
+    if (list != NULL) {
+      kl_heap_t *rest = list->pool_next;
+      if (rest != NULL) {
+        kl_heap_t *last = rest;
+        while (last->pool_next) last = last->pool_next;
+        pool_push_chain(rest, last);
+      }
+      return list;
+    }
+  }
+  size_t hs = kl_align_up(sizeof(kl_heap_t), 64);
+  size_t chunk = kl_align_up(hs * 16, kl_os.page_size);
+  uint8_t *mem = kl_prim_alloc_aligned(chunk, kl_os.page_size, 0);
+  if (mem == NULL) return NULL;
+  kl_stats_mapped((ptrdiff_t)chunk);
+  size_t n = chunk / hs;
+  for (size_t i = 1; i + 1 < n; i++) ((kl_heap_t *)(mem + i * hs))->pool_next = (kl_heap_t *)(mem + (i + 1) * hs);
+  if (n > 1) pool_push_chain((kl_heap_t *)(mem + hs), (kl_heap_t *)(mem + (n - 1) * hs));
+  return (kl_heap_t *)mem;
+}
+
+kl_heap_t *kl_heap_init_thread(void) {
+  if (!kl_process_init()) return NULL;
+  kl_heap_t *heap = heap_take();
+  if (heap == NULL) return NULL;
+  memset(heap, 0, sizeof(*heap));
+  for (size_t i = 0; i < KL_DIRECT_COUNT; i++) heap->pages_direct[i] = (kl_page_t *)&kl_page_empty;
+  heap->thread_id = kl_prim_thread_id();
+  kl_heap_tls = heap;
+  /* After kl_heap_tls is set: if the C library allocates while registering
+   * (glibc does for high key numbers), that allocation finds this heap. */
+  kl_prim_thread_register(heap);
+  return heap;
+}
+
+/* ---- thread exit ------------------------------------------------------- */
+
+static void abandon_queue(kl_page_queue_t *q) {
+  kl_page_t *page = q->first;
+  while (page != NULL) {
+    kl_page_t *next = page->next;
+    page->next = page->prev = NULL;
+    page->in_full = 0;
+    kl_page_collect(page);
+    atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
+    if (page->used == 0) kl_segment_page_free(page);
+    page = next;
+  }
+  q->first = q->last = NULL;
+}
+
+/* The thread is exiting (pthread key destructor). Empty pages go back to
+ * their segments, segments still holding blocks are abandoned for other
+ * threads to adopt, and the heap struct is recycled. If the thread
+ * allocates again afterwards (a later destructor), it simply gets a fresh
+ * heap, and this runs again for that one. */
+void kl_heap_thread_done(void *arg) {
+  kl_heap_t *heap = arg;
+  if (heap == NULL || heap == &kl_heap_empty) return;
+  if (kl_heap_tls == heap) kl_heap_tls = &kl_heap_empty;
+  for (unsigned c = 0; c < KL_CLASS_COUNT; c++) abandon_queue(&heap->queues[c]);
+  abandon_queue(&heap->full);
+  kl_segment_t *seg = heap->segments;
+  while (seg != NULL) {
+    kl_segment_t *next = seg->next;
+    heap->counters.segments_abandoned++;
+    kl_segment_abandon(seg);
+    seg = next;
+  }
+  heap->segments = NULL;
+  heap->free_segs[0] = heap->free_segs[1] = NULL;
+  kl_stats_merge_dead(heap);
+  kl_store_relaxed(&heap->has_delayed, 0);
+  pool_push_chain(heap, heap);
+}
+
+bool kl_heap_is_valid(const kl_heap_t *heap) {
+  for (unsigned c = 0; c < KL_CLASS_COUNT; c++) {
+    const kl_page_t *prev = NULL;
+    for (const kl_page_t *p = heap->queues[c].first; p; prev = p, p = p->next) {
+      if (p->class_idx != c || p->in_full || p->prev != prev || !p->in_use) return false;
+      if (kl_load_relaxed(&p->heap) != heap || !kl_page_is_valid(p)) return false;
+    }
+    if (heap->queues[c].last != prev) return false;
+    if (kl_class_size[c] <= KL_DIRECT_MAX) {
+      const kl_page_t *want = heap->queues[c].first ? heap->queues[c].first : &kl_page_empty;
+      if (heap->pages_direct[kl_class_size[c] / 16] != want) return false;
+    }
+  }
+  for (const kl_page_t *p = heap->full.first; p; p = p->next) {
+    if (!p->in_full || !kl_page_is_valid(p)) return false;
+  }
+  for (const kl_segment_t *s = heap->segments; s; s = s->next) {
+    if (s->heap != heap || !kl_segment_is_valid(s)) return false;
+  }
+  return true;
+}

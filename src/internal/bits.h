@@ -1,0 +1,38 @@
+/* bits.h — branch hints, attributes, alignment and checked arithmetic.
+ * Every size computed from user input at an API entry goes through
+ * kl_mul_overflow / kl_add_overflow: there is no other multiplication of
+ * untrusted sizes in keel. */
+#ifndef KL_BITS_H
+#define KL_BITS_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define kl_likely(x)    __builtin_expect(!!(x), 1)
+#define kl_unlikely(x)  __builtin_expect(!!(x), 0)
+#define kl_noinline     __attribute__((noinline))
+#define kl_inline       static inline __attribute__((always_inline))
+#define kl_cold         __attribute__((cold, noinline))
+#define kl_hidden       __attribute__((visibility("hidden")))
+#define kl_public       __attribute__((visibility("default")))
+
+static inline bool kl_mul_overflow(size_t a, size_t b, size_t *out) {
+  return __builtin_mul_overflow(a, b, out);
+}
+static inline bool kl_add_overflow(size_t a, size_t b, size_t *out) {
+  return __builtin_add_overflow(a, b, out);
+}
+static inline bool kl_is_pow2(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
+/* `a` must be a power of two; callers guarantee x + a does not overflow. */
+static inline size_t kl_align_up(size_t x, size_t a) { return (x + a - 1) & ~(a - 1); }
+static inline uintptr_t kl_align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
+/* index of the highest set bit; x != 0 */
+static inline unsigned kl_bsr(size_t x) { return (unsigned)(63 - __builtin_clzll((unsigned long long)x)); }
+
+#if defined(KL_CHECKED) && KL_CHECKED
+void kl_assert_fail(const char *expr, const char *file, int line);
+#define kl_assert(x) ((x) ? (void)0 : kl_assert_fail(#x, __FILE__, __LINE__))
+#else
+#define kl_assert(x) ((void)0)
+#endif
+#endif

@@ -1,0 +1,105 @@
+/* internal.h — kl_* prototypes, grouped by the file that owns them, and the
+ * few inline helpers the fast paths share. */
+#ifndef KL_INTERNAL_H
+#define KL_INTERNAL_H
+#include "bits.h"
+#include "atomic.h"
+#include "types.h"
+#include "prim.h"
+
+/* ---- heap.c */
+extern __thread kl_heap_t *kl_heap_tls __attribute__((tls_model("initial-exec"))) kl_hidden;
+extern kl_heap_t kl_heap_empty kl_hidden;
+extern const kl_page_t kl_page_empty kl_hidden;
+kl_inline kl_heap_t *kl_heap_get(void) { return kl_heap_tls; }
+kl_hidden kl_heap_t *kl_heap_init_thread(void);       /* NULL if out of memory */
+kl_hidden void kl_heap_thread_done(void *heap);
+kl_hidden void kl_heap_collect_delayed(kl_heap_t *heap);
+kl_hidden void kl_heap_queue_push_front(kl_heap_t *heap, kl_page_t *page);
+kl_hidden void kl_heap_queue_remove(kl_heap_t *heap, kl_page_t *page);
+kl_hidden void kl_heap_queue_to_front(kl_heap_t *heap, kl_page_t *page);
+kl_hidden void kl_heap_page_to_full(kl_heap_t *heap, kl_page_t *page);
+kl_hidden void kl_heap_page_from_full(kl_heap_t *heap, kl_page_t *page);
+kl_hidden bool kl_heap_is_valid(const kl_heap_t *heap);
+
+/* ---- bins.c */
+extern const uint32_t kl_class_size[KL_CLASS_COUNT] kl_hidden;
+kl_inline unsigned kl_size_class(size_t size) {
+  if (size <= 128) return size <= 16 ? 0 : (unsigned)((size - 1) >> 4);
+  size_t s = size - 1;
+  unsigned b = kl_bsr(s);                      /* 7 .. 16 */
+  return 8 + (b - 7) * 4 + (unsigned)((s >> (b - 2)) & 3);
+}
+kl_hidden unsigned kl_aligned_class(size_t size, size_t align); /* KL_CLASS_COUNT if none */
+
+/* ---- segmap.c: 2 bits per 4 MiB unit: 0 none, 1 segment start, 2 start one unit back */
+#define KL_MAP_UNITS ((uintptr_t)1 << (KL_ADDR_BITS - KL_SEGMENT_SHIFT))
+extern _Atomic(uint64_t) kl_segmap[KL_MAP_UNITS / 32] kl_hidden;
+kl_hidden void kl_segmap_set(const kl_segment_t *seg, uintptr_t block_unit_back);
+kl_hidden void kl_segmap_clear(const kl_segment_t *seg, uintptr_t block_unit_back);
+/* The segment holding the block that starts at p, or NULL if p is not in
+ * memory keel handed out. Relaxed load: whoever frees p obtained it after the
+ * allocation that set the bits, through the program's own synchronization. */
+kl_inline kl_segment_t *kl_segmap_lookup(const void *p) {
+  uintptr_t u = (uintptr_t)p >> KL_SEGMENT_SHIFT;
+  if (kl_unlikely(u >= KL_MAP_UNITS)) return NULL;
+  uint64_t w = kl_load_relaxed(&kl_segmap[u >> 5]);
+  unsigned v = (unsigned)(w >> ((u & 31) * 2)) & 3;
+  if (kl_likely(v == 1)) return (kl_segment_t *)(u << KL_SEGMENT_SHIFT);
+  if (v == 2) return (kl_segment_t *)((u - 1) << KL_SEGMENT_SHIFT);
+  return NULL;
+}
+
+/* ---- segment.c */
+kl_inline kl_page_t *kl_segment_page_of(kl_segment_t *seg, const void *p) {
+  return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
+}
+kl_hidden kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind);
+kl_hidden void kl_segment_page_free(kl_page_t *page);
+kl_hidden void *kl_segment_huge_alloc(size_t size, size_t align, bool zero);
+kl_hidden void kl_segment_huge_free(kl_segment_t *seg);
+kl_hidden void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size);
+kl_hidden void kl_segment_abandon(kl_segment_t *seg);
+kl_hidden bool kl_segment_reclaim(kl_heap_t *heap);
+kl_hidden bool kl_segment_is_valid(const kl_segment_t *seg);
+
+/* ---- page.c: the slow path */
+kl_hidden void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero);
+kl_hidden void kl_page_collect(kl_page_t *page);
+kl_hidden void kl_page_retire(kl_heap_t *heap, kl_page_t *page);
+kl_hidden void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t area);
+kl_hidden uint8_t *kl_page_area(const kl_segment_t *seg, const kl_page_t *page, size_t *size);
+kl_hidden bool kl_page_is_valid(const kl_page_t *page);
+
+/* ---- alloc.c / free.c */
+kl_hidden void *kl_malloc(size_t size);
+kl_hidden void *kl_calloc(size_t count, size_t size);
+kl_hidden void *kl_realloc(void *p, size_t size, const char *who);
+kl_hidden void *kl_aligned(size_t align, size_t size);
+kl_hidden void  kl_free(void *p);
+kl_hidden size_t kl_usable_size(const void *p, const char *who);
+kl_hidden kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *who);
+kl_hidden void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *block);
+
+/* ---- init.c */
+kl_hidden bool kl_process_init(void);   /* idempotent; false if unusable */
+extern kl_prim_info_t kl_os kl_hidden;
+
+/* ---- options.c */
+typedef enum { KL_OPT_ON_ERROR_WARN, KL_OPT_VERBOSE, KL_OPT_SHOW_STATS, KL_OPT_PURGE_DELAY,
+               KL_OPT_COUNT } kl_option_t;
+kl_hidden void kl_options_init(void);
+kl_hidden long kl_option(kl_option_t opt);
+
+/* ---- error.c: all messages start with "keel: " */
+kl_hidden void kl_error_bad_pointer(const char *who, const void *p, const char *what);
+kl_hidden void kl_message(const char *fmt, ...);
+
+/* ---- stats.c */
+typedef struct kl_os_stats_s {
+  _Atomic(size_t) mapped, mapped_peak, os_calls, huge_live;
+} kl_os_stats_t;
+extern kl_os_stats_t kl_os_stats kl_hidden;
+kl_hidden void kl_stats_mapped(ptrdiff_t delta);
+kl_hidden void kl_stats_merge_dead(const kl_heap_t *heap);
+#endif

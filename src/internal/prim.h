@@ -1,0 +1,61 @@
+/* prim.h — the contract between keel and the operating system. Only
+ * src/prim/<os>.c implements it; nothing else in keel calls mmap, madvise,
+ * reads the environment or writes to a file descriptor.
+ *
+ * Preconditions, stated once: sizes and addresses passed in are multiples of
+ * kl_prim_page_size(); alignments are powers of two that are multiples of it.
+ * No function here allocates through malloc, takes a lock, or may be called
+ * recursively into keel. Failures return NULL / false and never abort. */
+#ifndef KL_PRIM_H
+#define KL_PRIM_H
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct kl_prim_info_s {
+  size_t page_size;        /* OS page, 4096 on x86-64 Linux */
+  bool   has_remap;        /* can grow/move a mapping without copying (mremap) */
+  bool   has_overcommit;   /* untouched memory costs nothing */
+} kl_prim_info_t;
+
+void   kl_prim_init(kl_prim_info_t *info);
+size_t kl_prim_page_size(void);
+
+/* Map `size` bytes of zeroed read-write memory whose address A satisfies
+ * (A + offset) % align == 0. NULL on failure. */
+void  *kl_prim_alloc_aligned(size_t size, size_t align, size_t offset);
+/* Unmap a range (or part of one) obtained above. */
+bool   kl_prim_free(void *addr, size_t size);
+/* Give the pages back to the OS; the range stays mapped and reads as zero. */
+bool   kl_prim_purge(void *addr, size_t size);
+/* Grow or shrink a mapping in place; false if the neighbours are taken. */
+bool   kl_prim_resize_in_place(void *addr, size_t old_size, size_t new_size);
+/* Move a mapping to `target` (already reserved by kl_prim_alloc_aligned),
+ * replacing what is there. Returns false if unsupported or it failed. */
+bool   kl_prim_move(void *addr, size_t old_size, void *target, size_t new_size);
+
+/* The value of environment variable `name`, or NULL. Never allocates. */
+const char *kl_prim_getenv(const char *name);
+/* Write all of buf to standard error; ignores failures. */
+void   kl_prim_write_stderr(const char *buf, size_t len);
+/* Monotonic clock in milliseconds. */
+uint64_t kl_prim_clock_ms(void);
+/* Abort the process (SIGABRT). */
+_Noreturn void kl_prim_abort(void);
+
+/* Call `done(arg)` when the calling thread exits. Set up once per process
+ * with kl_prim_thread_key_init, then per thread with kl_prim_thread_register.
+ * May run for a thread more than once if keel is used again after `done`. */
+bool   kl_prim_thread_key_init(void (*done)(void *));
+void   kl_prim_thread_register(void *arg);
+
+/* Unique per live thread, never 0, cheap (the TLS base register). */
+static inline uintptr_t kl_prim_thread_id(void) {
+#if defined(__x86_64__) || defined(__aarch64__)
+  return (uintptr_t)__builtin_thread_pointer();
+#else
+  static __thread char kl_tid_anchor;
+  return (uintptr_t)&kl_tid_anchor;
+#endif
+}
+#endif

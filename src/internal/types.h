@@ -1,0 +1,113 @@
+/* types.h — every struct and every compile-time knob of the native core, in
+ * one place. Sizes are chosen so that pointer -> segment is a mask, segment ->
+ * page is a shift, and the fast paths read at most three cache lines. */
+#ifndef KL_TYPES_H
+#define KL_TYPES_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include "atomic.h"
+
+/* ---- knobs ---------------------------------------------------------------
+ * Segment: 4 MiB, 4 MiB-aligned. Small pages (64 KiB) carry classes up to
+ * 8 KiB (>= 8 blocks a page); medium pages (512 KiB) carry classes up to
+ * 128 KiB (>= 4 blocks a page). Anything larger, or aligned beyond what a
+ * class gives, is a huge block: one per segment, sized to fit. */
+#define KL_SEGMENT_SHIFT      22
+#define KL_SEGMENT_SIZE       ((size_t)1 << KL_SEGMENT_SHIFT)
+#define KL_SMALL_PAGE_SHIFT   16
+#define KL_MEDIUM_PAGE_SHIFT  19
+#define KL_HUGE_PAGE_SHIFT    63                /* (p - segment) >> 63 == 0 */
+#define KL_MAX_PAGES          (KL_SEGMENT_SIZE >> KL_SMALL_PAGE_SHIFT)   /* 64 */
+#define KL_SEGMENT_HEADER     ((size_t)8192)    /* >= sizeof(kl_segment_t), 4 KiB multiple */
+#define KL_SMALL_MAX          ((size_t)8192)
+#define KL_MEDIUM_MAX         ((size_t)128 * 1024)
+#define KL_DIRECT_MAX         ((size_t)1024)    /* sizes served by heap->pages_direct */
+#define KL_DIRECT_COUNT       (KL_DIRECT_MAX / 16 + 1)
+#define KL_CLASS_COUNT        48                /* 16 B .. 128 KiB, 4 per power of two */
+#define KL_ALIGNED_CLASS_MAX  ((size_t)4096)    /* alignments a size class can give */
+#define KL_EXTEND_BYTES       4096              /* carve a fresh page 4 KiB at a time */
+#define KL_ADDR_BITS          48
+#define KL_SEGMENT_CACHE      8                 /* freed 4 MiB segments kept for reuse */
+#define KL_RECLAIM_MAX        8                 /* abandoned segments adopted per visit */
+#define KL_MAX_ALLOC          ((size_t)PTRDIFF_MAX - 2 * KL_SEGMENT_SIZE)
+
+typedef struct kl_block_s   kl_block_t;
+typedef struct kl_page_s    kl_page_t;
+typedef struct kl_segment_s kl_segment_t;
+typedef struct kl_heap_s    kl_heap_t;
+
+struct kl_block_s { kl_block_t *next; };
+
+/* A page: blocks of one size. Owner-only fields first (the fast paths).
+ * Invariant: used == blocks handed out - local frees - collected remote
+ * frees, so used == 0 means every block is back (no remote free pending). */
+struct kl_page_s {
+  kl_block_t *free;             /* allocation pops here (owner only) */
+  uint32_t    used;             /* see invariant above (owner only) */
+  uint8_t     in_full;          /* parked in heap->full (owner only) */
+  uint8_t     in_use;           /* handed out by its segment */
+  uint8_t     class_idx;
+  uint8_t     index;            /* position in the segment */
+  kl_block_t *local_free;       /* the owner's frees (owner only) */
+  /* free() validates a pointer with these three: p - start < carved and
+   * divisible by block_size (Lemire's test: off * div_magic < div_magic). */
+  uint8_t    *start;            /* first block */
+  size_t      carved;           /* bytes of blocks carved so far */
+  uint64_t    div_magic;        /* 1 + (2^64-1) / block_size */
+  size_t      block_size;       /* huge: usable bytes of the one block */
+  uint32_t    capacity;         /* blocks carved so far */
+  uint32_t    reserved;         /* blocks that fit */
+  /* Frees from other threads. Bit 0 set: the owner parked this page in its
+   * full list and wants to hear of the next remote free (see free.c). */
+  _Atomic(uintptr_t) xthread_free;
+  _Atomic(kl_heap_t *) heap;    /* owner heap; NULL while abandoned */
+  kl_page_t  *next, *prev;      /* in a heap queue */
+};
+
+typedef enum { KL_SEG_SMALL = 0, KL_SEG_MEDIUM = 1, KL_SEG_HUGE = 2 } kl_segkind_t;
+
+/* A segment header sits at the start of its 4 MiB-aligned region. */
+struct kl_segment_s {
+  /* Owner: the owning thread's kl_prim_thread_id(), 0 when abandoned or huge.
+   * Written by the owner (release) when it adopts; read relaxed by free: a
+   * thread only ever sees its own id there after it stored it itself. */
+  _Atomic(uintptr_t) thread_id;
+  uint32_t     kind;
+  uint32_t     page_shift;
+  uint32_t     page_count;
+  uint32_t     used_pages;
+  size_t       mapped_size;     /* bytes mapped from the OS */
+  size_t       block_offset;    /* huge: block start - segment start */
+  kl_heap_t   *heap;            /* owner heap (owner only) */
+  kl_segment_t *next, *prev;    /* heap->segments: all it owns */
+  kl_segment_t *fnext, *fprev;  /* heap->free_segs[kind]: has a free page */
+  kl_segment_t *abandoned_next; /* on the global abandoned stack */
+  bool         in_free_list;
+  bool         is_zero;         /* fresh from the OS, never written */
+  kl_page_t    pages[KL_MAX_PAGES];
+};
+_Static_assert(sizeof(kl_segment_t) <= KL_SEGMENT_HEADER, "segment header too big");
+
+typedef struct kl_page_queue_s { kl_page_t *first, *last; } kl_page_queue_t;
+
+typedef struct kl_counters_s {   /* per heap, merged on read (stats.c) */
+  size_t malloc_calls, free_calls, remote_frees, pages_fresh, pages_retired;
+  size_t segments_reclaimed, segments_abandoned;
+} kl_counters_t;
+
+/* A heap: one per thread. Only its thread touches anything here except
+ * has_delayed, which other threads set. Heap structs are recycled, never
+ * unmapped, so a stale pointer to one is always safe to write through. */
+struct kl_heap_s {
+  kl_page_t      *pages_direct[KL_DIRECT_COUNT];  /* (size+15)>>4 -> page */
+  kl_page_queue_t queues[KL_CLASS_COUNT];
+  kl_page_queue_t full;
+  uintptr_t       thread_id;
+  _Atomic(uintptr_t) has_delayed;  /* a parked full page got a remote free */
+  kl_segment_t   *segments;        /* every small/medium segment owned */
+  kl_segment_t   *free_segs[2];    /* small, medium: those with a free page */
+  kl_counters_t   counters;
+  kl_heap_t      *pool_next;       /* on the recycled-heap stack */
+};
+#endif

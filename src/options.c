@@ -1,0 +1,64 @@
+/* options.c — KEEL_* runtime options, read once from the environment
+ * (through the platform layer, without allocating). A bad value is reported
+ * with the variable's name and the default that stays in force; it never
+ * stops the program. The README lists every option. */
+#include <stdlib.h>
+#include <string.h>
+#include "internal/internal.h"
+
+typedef struct { const char *name; long def; long min, max; bool is_bool; const char *words[2]; } desc_t;
+
+static const desc_t descs[KL_OPT_COUNT] = {
+  [KL_OPT_ON_ERROR_WARN] = { "KEEL_ON_ERROR", 0, 0, 1, false, { "abort", "warn" } },
+  [KL_OPT_VERBOSE]       = { "KEEL_VERBOSE", 0, 0, 1, true, { 0, 0 } },
+  [KL_OPT_SHOW_STATS]    = { "KEEL_SHOW_STATS", 0, 0, 1, true, { 0, 0 } },
+  [KL_OPT_PURGE_DELAY]   = { "KEEL_PURGE_DELAY", 10, 0, 3600 * 1000, false, { 0, 0 } },
+};
+
+static long values[KL_OPT_COUNT];
+static _Atomic(int) inited;   /* 0 no, 1 yes; racing readers parse twice, harmlessly */
+
+static bool parse(const desc_t *d, const char *s, long *out) {
+  if (d->words[0]) {
+    for (long i = 0; i < 2; i++) if (strcmp(s, d->words[i]) == 0) { *out = i; return true; }
+    return false;
+  }
+  if (d->is_bool) {
+    static const char *yes[] = { "1", "true", "yes", "on" }, *no[] = { "0", "false", "no", "off" };
+    for (int i = 0; i < 4; i++) {
+      if (strcasecmp(s, yes[i]) == 0) { *out = 1; return true; }
+      if (strcasecmp(s, no[i]) == 0) { *out = 0; return true; }
+    }
+    return false;
+  }
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end != '\0' || v < d->min || v > d->max) return false;
+  *out = v;
+  return true;
+}
+
+void kl_options_init(void) {
+  if (kl_load_acquire(&inited)) return;
+  for (int i = 0; i < KL_OPT_COUNT; i++) {
+    const desc_t *d = &descs[i];
+    values[i] = d->def;
+    const char *s = kl_prim_getenv(d->name);
+    if (s == NULL || *s == '\0') continue;
+    long v;
+    if (parse(d, s, &v)) values[i] = v;
+    else if (d->words[0])
+      kl_message("keel: %s=%s is not valid (use %s or %s); keeping the default %s\n",
+                 d->name, s, d->words[0], d->words[1], d->words[d->def]);
+    else
+      kl_message("keel: %s=%s is not valid (%s); keeping the default %ld\n", d->name, s,
+                 d->is_bool ? "use 0 or 1" : "use a whole number of milliseconds", d->def);
+  }
+  /* Release: readers that see inited see the values. */
+  kl_store_release(&inited, 1);
+}
+
+long kl_option(kl_option_t opt) {
+  if (kl_unlikely(!kl_load_acquire(&inited))) kl_options_init();
+  return values[opt];
+}

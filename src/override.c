@@ -1,0 +1,105 @@
+/* override.c — the whole C allocation family under its standard names, in
+ * one object file: a static link pulls all of them or none, so a block from
+ * the C library's malloc can never reach keel's free or the reverse.
+ *
+ * This covers what glibc documents a replacement must provide (malloc, free,
+ * calloc, realloc, plus aligned_alloc, malloc_usable_size, memalign,
+ * posix_memalign, pvalloc, valloc, cfree), glibc's internal `__libc_*`
+ * entries and `__posix_memalign`, the BSD/C23 extras (reallocarray,
+ * free_sized, free_aligned_sized) and glibc's introspection calls
+ * (mallinfo, mallinfo2, malloc_stats, malloc_info, malloc_trim, mallopt),
+ * so that nothing in a program or in libc.a needs glibc's malloc.o. */
+#include <errno.h>
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include "internal/internal.h"
+
+#define KL_API kl_public
+
+static void *memalign_any(size_t align, size_t size) {
+  /* glibc's memalign rounds an alignment that is not a power of two up to
+   * the next one instead of failing. */
+  if (align > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
+  if (!kl_is_pow2(align)) align = (size_t)1 << (kl_bsr(align) + 1);
+  return kl_aligned(align, size);
+}
+
+KL_API void *malloc(size_t size) { return kl_malloc(size); }
+KL_API void  free(void *p) { kl_free(p); }
+KL_API void *calloc(size_t n, size_t size) { return kl_calloc(n, size); }
+KL_API void *realloc(void *p, size_t size) { return kl_realloc(p, size, "realloc"); }
+KL_API void  cfree(void *p) { kl_free(p); }
+KL_API void  free_sized(void *p, size_t size) { (void)size; kl_free(p); }
+KL_API void  free_aligned_sized(void *p, size_t align, size_t size) { (void)align; (void)size; kl_free(p); }
+
+KL_API void *reallocarray(void *p, size_t n, size_t size) {
+  size_t total;
+  if (kl_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
+  return kl_realloc(p, total, "reallocarray");
+}
+
+KL_API void *aligned_alloc(size_t align, size_t size) {
+  if (!kl_is_pow2(align)) { errno = EINVAL; return NULL; }
+  return kl_aligned(align, size);
+}
+
+KL_API int posix_memalign(void **out, size_t align, size_t size) {
+  if (!kl_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
+  int err = errno;
+  void *p = kl_aligned(align, size);
+  errno = err;
+  if (p == NULL) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+KL_API void *memalign(size_t align, size_t size) { return memalign_any(align, size); }
+KL_API void *valloc(size_t size) { return kl_aligned(kl_os.page_size, size); }
+KL_API void *pvalloc(size_t size) {
+  size_t ps = kl_os.page_size, rounded;
+  if (kl_add_overflow(size, ps - 1, &rounded)) { errno = ENOMEM; return NULL; }
+  rounded &= ~(ps - 1);
+  return kl_aligned(ps, rounded ? rounded : ps);
+}
+KL_API size_t malloc_usable_size(void *p) { return kl_usable_size(p, "malloc_usable_size"); }
+
+/* glibc's internal names: libc itself and some libraries call these. */
+KL_API void *__libc_malloc(size_t size) { return kl_malloc(size); }
+KL_API void  __libc_free(void *p) { kl_free(p); }
+KL_API void *__libc_calloc(size_t n, size_t size) { return kl_calloc(n, size); }
+KL_API void *__libc_realloc(void *p, size_t size) { return kl_realloc(p, size, "realloc"); }
+KL_API void *__libc_memalign(size_t align, size_t size) { return memalign_any(align, size); }
+KL_API void *__libc_valloc(size_t size) { return valloc(size); }
+KL_API void *__libc_pvalloc(size_t size) { return pvalloc(size); }
+KL_API int   __posix_memalign(void **out, size_t align, size_t size) { return posix_memalign(out, align, size); }
+
+/* ---- glibc introspection. Figures describe keel's own heap. */
+KL_API int mallopt(int param, int value) { (void)param; (void)value; return 1; }
+KL_API int malloc_trim(size_t pad) { (void)pad; return 0; }
+
+KL_API struct mallinfo2 mallinfo2(void) {
+  struct mallinfo2 mi = { 0 };
+  mi.arena = kl_load_relaxed(&kl_os_stats.mapped);
+  mi.hblks = kl_load_relaxed(&kl_os_stats.huge_live);
+  mi.usmblks = kl_load_relaxed(&kl_os_stats.mapped_peak);
+  return mi;
+}
+KL_API struct mallinfo mallinfo(void) {
+  struct mallinfo2 m2 = mallinfo2();
+  struct mallinfo mi = { 0 };
+  mi.arena = (int)m2.arena; mi.hblks = (int)m2.hblks; mi.usmblks = (int)m2.usmblks;
+  return mi;
+}
+KL_API void malloc_stats(void) {
+  kl_message("keel: mapped %zu bytes (peak %zu), huge blocks %zu\n",
+             (size_t)kl_load_relaxed(&kl_os_stats.mapped), (size_t)kl_load_relaxed(&kl_os_stats.mapped_peak),
+             (size_t)kl_load_relaxed(&kl_os_stats.huge_live));
+}
+KL_API int malloc_info(int options, FILE *fp) {
+  if (options != 0 || fp == NULL) { errno = EINVAL; return -1; }
+  fprintf(fp, "<malloc version=\"1\">\n<system type=\"current\" size=\"%zu\"/>\n"
+              "<system type=\"max\" size=\"%zu\"/>\n</malloc>\n",
+          (size_t)kl_load_relaxed(&kl_os_stats.mapped), (size_t)kl_load_relaxed(&kl_os_stats.mapped_peak));
+  return 0;
+}

@@ -1,0 +1,163 @@
+/* page.c — the one slow path of allocation.
+ *
+ * kl_malloc_generic runs when the fast path finds no free block: it
+ * initializes the thread on its first call, takes in remote frees that were
+ * announced for parked pages, then finds a page of the size class with a
+ * free block — by collecting its local and remote frees, by carving more
+ * of it, or by taking a fresh page from a segment — and pops one block.
+ *
+ * Costs: collecting walks the remote-free list once (each block is counted
+ * once); carving touches at most KL_EXTEND_BYTES (4 blocks for big classes);
+ * a page with nothing left moves to the heap's full list, so no page is
+ * scanned twice without a free in between. */
+#include <errno.h>
+#include <string.h>
+#include "internal/internal.h"
+
+uint8_t *kl_page_area(const kl_segment_t *seg, const kl_page_t *page, size_t *size) {
+  size_t psize = (size_t)1 << seg->page_shift;
+  uint8_t *start = (uint8_t *)seg + (size_t)page->index * psize;
+  if (page->index == 0) { start += KL_SEGMENT_HEADER; psize -= KL_SEGMENT_HEADER; }
+  *size = psize;
+  return start;
+}
+
+void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t area) {
+  page->block_size = block_size;
+  page->class_idx = (uint8_t)class_idx;
+  page->reserved = (uint32_t)(area / block_size);
+  page->capacity = 0;
+  page->carved = 0;
+  page->used = 0;
+  page->free = page->local_free = NULL;
+  page->div_magic = UINT64_MAX / block_size + 1;
+  kl_store_relaxed(&page->xthread_free, 0);
+}
+
+/* Carve the next few blocks into the free list, in address order. */
+static void page_extend(kl_page_t *page) {
+  size_t bs = page->block_size;
+  uint32_t n = (uint32_t)(KL_EXTEND_BYTES / bs);
+  if (n < 4) n = 4;
+  if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
+  uint8_t *first = page->start + (size_t)page->capacity * bs;
+  uint8_t *p = first;
+  for (uint32_t i = 1; i < n; i++, p += bs) ((kl_block_t *)p)->next = (kl_block_t *)(p + bs);
+  ((kl_block_t *)p)->next = page->free;
+  page->free = (kl_block_t *)first;
+  page->capacity += n;
+  page->carved = (size_t)page->capacity * bs;
+}
+
+void kl_page_collect(kl_page_t *page) {
+  if (page->local_free != NULL) {
+    if (page->free == NULL) page->free = page->local_free;
+    else {
+      kl_block_t *tail = page->local_free;
+      while (tail->next) tail = tail->next;
+      tail->next = page->free;
+      page->free = page->local_free;
+    }
+    page->local_free = NULL;
+  }
+  if (kl_load_relaxed(&page->xthread_free) == 0) return;
+  /* Acquire pairs with the release CAS of each remote free: the `next`
+   * links they wrote are visible. Exchanging to 0 also clears the
+   * "parked, tell me" bit, since the page is about to be usable again. */
+  uintptr_t tf = kl_exchange_acquire(&page->xthread_free, 0);
+  kl_block_t *head = (kl_block_t *)(tf & ~(uintptr_t)1);
+  if (head == NULL) return;
+  uint32_t n = 1;
+  kl_block_t *tail = head;
+  while (tail->next) { tail = tail->next; n++; }
+  tail->next = page->free;
+  page->free = head;
+  kl_assert(page->used >= n);
+  page->used -= n;
+}
+
+/* A page whose last block came back. Keep it if it is the only page of its
+ * class (a program that allocates and frees one block in a loop would
+ * otherwise take and return a page every time); else return it. */
+void kl_page_retire(kl_heap_t *heap, kl_page_t *page) {
+  kl_assert(page->used == 0);
+  if (page->in_full) kl_heap_page_from_full(heap, page);
+  kl_page_queue_t *q = &heap->queues[page->class_idx];
+  if (q->first == page && page->next == NULL) return;
+  kl_heap_queue_remove(heap, page);
+  heap->counters.pages_retired++;
+  kl_segment_page_free(page);
+}
+
+static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
+  size_t bs = kl_class_size[c];
+  kl_page_t *page = kl_segment_page_alloc(heap, bs <= KL_SMALL_MAX ? KL_SEG_SMALL : KL_SEG_MEDIUM);
+  if (page == NULL) return NULL;
+  kl_segment_t *seg = (kl_segment_t *)kl_align_down((uintptr_t)page, KL_SEGMENT_SIZE);
+  size_t area;
+  page->start = kl_page_area(seg, page, &area);
+  kl_page_init(page, bs, c, area);
+  /* Relaxed: read by remote frees only to decide whom to nudge. */
+  atomic_store_explicit(&page->heap, heap, memory_order_relaxed);
+  heap->counters.pages_fresh++;
+  page_extend(page);
+  kl_heap_queue_push_front(heap, page);
+  return page;
+}
+
+static kl_page_t *page_find(kl_heap_t *heap, unsigned c) {
+  kl_page_queue_t *q = &heap->queues[c];
+  kl_page_t *page = q->first;
+  while (page != NULL) {
+    kl_page_t *next = page->next;
+    if (page->free == NULL) kl_page_collect(page);
+    if (page->free == NULL && page->capacity < page->reserved) page_extend(page);
+    if (page->free != NULL) {
+      if (page != q->first) kl_heap_queue_to_front(heap, page);
+      return page;
+    }
+    kl_heap_page_to_full(heap, page);
+    page = next;
+  }
+  return page_fresh(heap, c);
+}
+
+void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
+  if (kl_unlikely(heap == &kl_heap_empty)) {
+    heap = kl_heap_init_thread();
+    if (heap == NULL) { errno = ENOMEM; return NULL; }
+  }
+#if KL_CHECKED
+  kl_assert(kl_heap_is_valid(heap));
+#endif
+  heap->counters.malloc_calls++;
+  if (kl_unlikely(kl_load_relaxed(&heap->has_delayed) != 0)) kl_heap_collect_delayed(heap);
+  unsigned c;
+  if (align > 16) c = align <= KL_ALIGNED_CLASS_MAX ? kl_aligned_class(size, align) : KL_CLASS_COUNT;
+  else c = size <= KL_MEDIUM_MAX ? kl_size_class(size) : KL_CLASS_COUNT;
+  if (c >= KL_CLASS_COUNT) return kl_segment_huge_alloc(size, align < 16 ? 16 : align, zero);
+  kl_page_t *page = page_find(heap, c);
+  if (page == NULL) { errno = ENOMEM; return NULL; }
+  kl_block_t *b = page->free;
+  page->free = b->next;
+  page->used++;
+  if (zero) memset(b, 0, size);
+  return b;
+}
+
+bool kl_page_is_valid(const kl_page_t *page) {
+  if (!page->in_use) return true;
+  if (page->capacity > page->reserved || page->used > page->capacity) return false;
+  uint32_t n = 0;
+  for (const kl_block_t *b = page->free; b; b = b->next) {
+    size_t off = (size_t)((const uint8_t *)b - page->start);
+    if (off >= page->carved || off % page->block_size) return false;
+    if (++n > page->capacity) return false;
+  }
+  for (const kl_block_t *b = page->local_free; b; b = b->next) {
+    size_t off = (size_t)((const uint8_t *)b - page->start);
+    if (off >= page->carved || off % page->block_size) return false;
+    if (++n > page->capacity) return false;
+  }
+  return n + page->used == page->capacity;
+}

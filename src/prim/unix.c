@@ -1,0 +1,125 @@
+/* prim/unix.c — keel's only door to the OS on Linux and other Unixes:
+ * mmap/munmap/madvise/mremap, the environment, stderr, the clock and the
+ * thread-exit hook. See src/internal/prim.h for the contract.
+ *
+ * Nothing here calls malloc: the environment is read straight from
+ * `environ`, messages go out with write(2), and pthread_key_create /
+ * pthread_setspecific use storage inside the thread descriptor for the first
+ * keys (no allocation in glibc). */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include "../internal/internal.h"
+
+extern char **environ;
+static size_t os_page = 4096;
+
+void kl_prim_init(kl_prim_info_t *info) {
+  long ps = sysconf(_SC_PAGESIZE);
+  if (ps > 0) os_page = (size_t)ps;
+  info->page_size = os_page;
+#ifdef MREMAP_MAYMOVE
+  info->has_remap = true;
+#else
+  info->has_remap = false;
+#endif
+  info->has_overcommit = true;
+}
+
+size_t kl_prim_page_size(void) { return os_page; }
+
+static void *map(void *hint, size_t size) {
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void *kl_prim_alloc_aligned(size_t size, size_t align, size_t offset) {
+  /* Over-map by `align`, then trim both ends: one mmap and up to two munmaps,
+   * and the result never depends on where the kernel put earlier maps. */
+  size_t total;
+  if (kl_add_overflow(size, align, &total)) return NULL;
+  uint8_t *raw = map(NULL, total);
+  if (raw == NULL) return NULL;
+  uintptr_t a = kl_align_up((uintptr_t)raw + offset, align) - offset;
+  if (a < (uintptr_t)raw) a += align;
+  size_t head = a - (uintptr_t)raw;
+  size_t tail = total - head - size;
+  if (head) munmap(raw, head);
+  if (tail) munmap((uint8_t *)a + size, tail);
+  return (void *)a;
+}
+
+bool kl_prim_free(void *addr, size_t size) {
+  int err = errno;              /* free() must preserve errno */
+  bool ok = munmap(addr, size) == 0;
+  errno = err;
+  return ok;
+}
+
+bool kl_prim_purge(void *addr, size_t size) {
+  int err = errno;
+  bool ok = madvise(addr, size, MADV_DONTNEED) == 0;
+  errno = err;
+  return ok;
+}
+
+bool kl_prim_resize_in_place(void *addr, size_t old_size, size_t new_size) {
+#ifdef MREMAP_MAYMOVE
+  int err = errno;
+  void *p = mremap(addr, old_size, new_size, 0);
+  errno = err;
+  return p == addr;
+#else
+  return false;
+#endif
+}
+
+bool kl_prim_move(void *addr, size_t old_size, void *target, size_t new_size) {
+#ifdef MREMAP_FIXED
+  int err = errno;
+  void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+  errno = err;
+  return p == target;
+#else
+  return false;
+#endif
+}
+
+const char *kl_prim_getenv(const char *name) {
+  char **env = environ;
+  if (env == NULL) return NULL;
+  size_t n = strlen(name);
+  for (; *env != NULL; env++) {
+    if (strncmp(*env, name, n) == 0 && (*env)[n] == '=') return *env + n + 1;
+  }
+  return NULL;
+}
+
+void kl_prim_write_stderr(const char *buf, size_t len) {
+  int err = errno;
+  while (len > 0) {
+    ssize_t w = write(2, buf, len);
+    if (w <= 0) { if (w < 0 && errno == EINTR) continue; break; }
+    buf += w; len -= (size_t)w;
+  }
+  errno = err;
+}
+
+uint64_t kl_prim_clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+_Noreturn void kl_prim_abort(void) { abort(); }
+
+static pthread_key_t thread_key;
+bool kl_prim_thread_key_init(void (*done)(void *)) {
+  return pthread_key_create(&thread_key, done) == 0;
+}
+void kl_prim_thread_register(void *arg) { pthread_setspecific(thread_key, arg); }

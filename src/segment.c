@@ -1,0 +1,286 @@
+/* segment.c — memory from the OS in 4 MiB-aligned segments.
+ *
+ * Owns: taking segments from the OS or the cache and giving them back;
+ * handing out pages of small and medium segments to a heap; huge blocks (one
+ * per segment, sized to fit); abandoning a dead thread's segments and
+ * adopting them into a live heap.
+ *
+ * Invariants:
+ *  - a small/medium segment is on its heap's `segments` list while owned,
+ *    and on `free_segs[kind]` iff it has a page not in use;
+ *  - a segment is in the segment map iff it is live (owned, abandoned or a
+ *    huge block); cached segments are unmapped from it, so a stale free into
+ *    one is reported as a bad free;
+ *  - a huge segment has no owner (thread_id 0): any thread frees it.
+ * Global state is two lock-free structures (no locks anywhere, so fork needs
+ * no handlers): the cache, an array of atomic slots, and the abandoned stack,
+ * pushed with CAS and emptied with one exchange, which has no ABA problem
+ * because nobody pops single nodes. */
+#include <errno.h>
+#include <string.h>
+#include "internal/internal.h"
+
+static _Atomic(kl_segment_t *) cache[KL_SEGMENT_CACHE];
+static _Atomic(kl_segment_t *) abandoned;
+
+/* ---- OS and cache ------------------------------------------------------ */
+
+static kl_segment_t *segment_take(bool *is_zero) {
+  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
+    if (kl_load_relaxed(&cache[i]) == NULL) continue;
+    /* Acquire pairs with the release in segment_give: we see the header the
+     * last owner wrote, which we are about to reset anyway. */
+    kl_segment_t *s = kl_exchange_acquire(&cache[i], NULL);
+    if (s != NULL) { *is_zero = false; return s; }
+  }
+  kl_segment_t *s = kl_prim_alloc_aligned(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, 0);
+  if (s == NULL) return NULL;
+  kl_stats_mapped((ptrdiff_t)KL_SEGMENT_SIZE);
+  *is_zero = true;
+  return s;
+}
+
+static void segment_give(kl_segment_t *seg, size_t mapped) {
+  if (mapped == KL_SEGMENT_SIZE) {
+    for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
+      kl_segment_t *expect = NULL;
+      if (kl_load_relaxed(&cache[i]) == NULL &&
+          atomic_compare_exchange_strong_explicit(&cache[i], &expect, seg,
+              memory_order_release, memory_order_relaxed)) return;
+    }
+  }
+  kl_prim_free(seg, mapped);
+  kl_stats_mapped(-(ptrdiff_t)mapped);
+}
+
+/* ---- small and medium segments ----------------------------------------- */
+
+static void free_list_add(kl_heap_t *heap, kl_segment_t *seg) {
+  kl_segment_t **head = &heap->free_segs[seg->kind];
+  seg->fprev = NULL; seg->fnext = *head;
+  if (*head) (*head)->fprev = seg;
+  *head = seg; seg->in_free_list = true;
+}
+static void free_list_remove(kl_heap_t *heap, kl_segment_t *seg) {
+  if (!seg->in_free_list) return;
+  if (seg->fprev) seg->fprev->fnext = seg->fnext; else heap->free_segs[seg->kind] = seg->fnext;
+  if (seg->fnext) seg->fnext->fprev = seg->fprev;
+  seg->fnext = seg->fprev = NULL; seg->in_free_list = false;
+}
+static void owned_add(kl_heap_t *heap, kl_segment_t *seg) {
+  seg->heap = heap; seg->prev = NULL; seg->next = heap->segments;
+  if (heap->segments) heap->segments->prev = seg;
+  heap->segments = seg;
+}
+static void owned_remove(kl_heap_t *heap, kl_segment_t *seg) {
+  if (seg->prev) seg->prev->next = seg->next; else heap->segments = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+}
+
+static kl_segment_t *segment_new(kl_heap_t *heap, kl_segkind_t kind) {
+  bool is_zero;
+  kl_segment_t *seg = segment_take(&is_zero);
+  if (seg == NULL) return NULL;
+  if (!is_zero) memset(seg, 0, sizeof(*seg));
+  seg->kind = kind;
+  seg->page_shift = kind == KL_SEG_SMALL ? KL_SMALL_PAGE_SHIFT : KL_MEDIUM_PAGE_SHIFT;
+  seg->page_count = (uint32_t)(KL_SEGMENT_SIZE >> seg->page_shift);
+  seg->mapped_size = KL_SEGMENT_SIZE;
+  seg->is_zero = is_zero;
+  for (uint32_t i = 0; i < seg->page_count; i++) seg->pages[i].index = (uint8_t)i;
+  /* Relaxed: only this thread compares against its own id (see types.h). */
+  kl_store_relaxed(&seg->thread_id, heap->thread_id);
+  owned_add(heap, seg);
+  free_list_add(heap, seg);
+  kl_segmap_set(seg, 0);
+  return seg;
+}
+
+static void segment_free(kl_heap_t *heap, kl_segment_t *seg) {
+  free_list_remove(heap, seg);
+  owned_remove(heap, seg);
+  kl_segmap_clear(seg, 0);
+  segment_give(seg, seg->mapped_size);
+}
+
+kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind) {
+  kl_segment_t *seg = heap->free_segs[kind];
+  if (seg == NULL) {
+    kl_segment_reclaim(heap);
+    seg = heap->free_segs[kind];
+    if (seg == NULL) seg = segment_new(heap, kind);
+    if (seg == NULL) return NULL;
+  }
+  kl_page_t *page = NULL;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    if (!seg->pages[i].in_use) { page = &seg->pages[i]; break; }
+  }
+  kl_assert(page != NULL);
+  page->in_use = 1;
+  if (++seg->used_pages == seg->page_count) free_list_remove(heap, seg);
+  return page;
+}
+
+void kl_segment_page_free(kl_page_t *page) {
+  kl_segment_t *seg = (kl_segment_t *)kl_align_down((uintptr_t)page, KL_SEGMENT_SIZE);
+  kl_heap_t *heap = seg->heap;
+  uint8_t index = page->index;
+  memset(page, 0, sizeof(*page));
+  page->index = index;
+  seg->is_zero = false;
+  if (--seg->used_pages == 0) segment_free(heap, seg);
+  else if (!seg->in_free_list) free_list_add(heap, seg);
+}
+
+/* ---- huge blocks -------------------------------------------------------- */
+
+void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
+  if (size > KL_MAX_ALLOC || align > KL_MAX_ALLOC / 2) { errno = ENOMEM; return NULL; }
+  /* The block sits after the header, on its alignment; a block aligned to
+   * 4 MiB or more sits exactly one unit in, marked 2 in the segment map. */
+  size_t off = align >= KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : kl_align_up(KL_SEGMENT_HEADER, align);
+  size_t total = kl_align_up(off + size, kl_os.page_size);
+  kl_segment_t *seg;
+  bool is_zero;
+  if (total <= KL_SEGMENT_SIZE) {
+    seg = segment_take(&is_zero);
+    total = KL_SEGMENT_SIZE;
+  } else {
+    size_t seg_align = align > KL_SEGMENT_SIZE ? align : KL_SEGMENT_SIZE;
+    seg = kl_prim_alloc_aligned(total, seg_align, align > KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : 0);
+    is_zero = true;
+    if (seg) kl_stats_mapped((ptrdiff_t)total);
+  }
+  if (seg == NULL) { errno = ENOMEM; return NULL; }
+  if (!is_zero) memset(seg, 0, sizeof(*seg));
+  seg->kind = KL_SEG_HUGE;
+  seg->page_shift = KL_HUGE_PAGE_SHIFT;
+  seg->page_count = 1;
+  seg->used_pages = 1;
+  seg->mapped_size = total;
+  seg->block_offset = off;
+  kl_page_t *page = &seg->pages[0];
+  page->in_use = 1;
+  page->start = (uint8_t *)seg + off;
+  page->block_size = page->carved = total - off;
+  page->div_magic = UINT64_MAX / page->block_size + 1;
+  page->capacity = page->reserved = page->used = 1;
+  kl_segmap_set(seg, off >= KL_SEGMENT_SIZE);
+  atomic_fetch_add_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);
+  if (zero && !is_zero) memset(page->start, 0, size);
+  return page->start;
+}
+
+void kl_segment_huge_free(kl_segment_t *seg) {
+  kl_segmap_clear(seg, seg->block_offset >= KL_SEGMENT_SIZE);
+  atomic_fetch_sub_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);
+  segment_give(seg, seg->mapped_size);
+}
+
+/* Resize a huge block without copying: shrink or grow the mapping in place,
+ * or move it with mremap to a fresh 4 MiB-aligned reservation. NULL when
+ * neither works (the caller copies). */
+void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
+  kl_page_t *page = &seg->pages[0];
+  size_t off = seg->block_offset, old = seg->mapped_size;
+  if (size > KL_MAX_ALLOC) return NULL;
+  size_t total = kl_align_up(off + size, kl_os.page_size);
+  if (total <= old) {
+    /* Shrinking: keep small differences; give back big tails. A 4 MiB
+     * segment stays whole so it can return to the cache. */
+    if (old == KL_SEGMENT_SIZE || total > old / 2 || !kl_os.has_remap) return page->start;
+    if (total < KL_SEGMENT_SIZE) total = KL_SEGMENT_SIZE;
+    if (!kl_prim_resize_in_place(seg, old, total)) return page->start;
+  } else if (!kl_prim_resize_in_place(seg, old, total)) {
+    if (off >= KL_SEGMENT_SIZE || !kl_os.has_remap) return NULL;
+    /* Grow geometrically when moving, so a realloc loop moves O(log n) times. */
+    size_t want = total + total / 4;
+    if (want < total) want = total;
+    want = kl_align_up(want, kl_os.page_size);
+    void *target = kl_prim_alloc_aligned(want, KL_SEGMENT_SIZE, 0);
+    if (target == NULL) return NULL;
+    if (!kl_prim_move(seg, old, target, want)) { kl_prim_free(target, want); return NULL; }
+    kl_segmap_clear(seg, 0);
+    seg = target;
+    kl_segmap_set(seg, 0);
+    page = &seg->pages[0];
+    page->start = (uint8_t *)seg + off;
+    total = want;
+  }
+  kl_stats_mapped((ptrdiff_t)total - (ptrdiff_t)old);
+  seg->mapped_size = total;
+  page->block_size = page->carved = total - off;
+  page->div_magic = UINT64_MAX / page->block_size + 1;
+  return page->start;
+}
+
+/* ---- abandon and reclaim ------------------------------------------------- */
+
+/* Called by the dying heap after it retired its empty pages and took the
+ * segment off its lists. From here on every free into the segment is
+ * remote (thread_id 0) until some heap adopts it. */
+void kl_segment_abandon(kl_segment_t *seg) {
+  seg->heap = NULL;
+  seg->in_free_list = false;
+  seg->next = seg->prev = seg->fnext = seg->fprev = NULL;
+  kl_store_relaxed(&seg->thread_id, 0);
+  kl_segment_t *head = kl_load_relaxed(&abandoned);
+  /* Release: the adopter's acquire exchange must see the page lists and
+   * counts this thread wrote last. */
+  do { seg->abandoned_next = head; } while (!kl_cas_weak(&abandoned, &head, seg, memory_order_release));
+}
+
+static void adopt(kl_heap_t *heap, kl_segment_t *seg) {
+  seg->abandoned_next = NULL;
+  kl_store_relaxed(&seg->thread_id, heap->thread_id);
+  owned_add(heap, seg);
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    kl_page_t *page = &seg->pages[i];
+    if (!page->in_use) continue;
+    /* Relaxed: the heap pointer only steers a hint (has_delayed). */
+    atomic_store_explicit(&page->heap, heap, memory_order_relaxed);
+    page->in_full = 0;
+    kl_page_collect(page);
+    if (page->used == 0) {             /* every block came back meanwhile */
+      uint8_t index = page->index;
+      memset(page, 0, sizeof(*page));
+      page->index = index;
+      seg->used_pages--;
+    } else {
+      kl_heap_queue_push_front(heap, page);
+    }
+  }
+  heap->counters.segments_reclaimed++;
+  if (seg->used_pages == 0) segment_free(heap, seg);
+  else if (seg->used_pages < seg->page_count) free_list_add(heap, seg);
+}
+
+bool kl_segment_reclaim(kl_heap_t *heap) {
+  if (kl_load_relaxed(&abandoned) == NULL) return false;
+  /* Acquire pairs with the release pushes: we see each segment's state. */
+  kl_segment_t *list = kl_exchange_acquire(&abandoned, NULL);
+  int n = 0;
+  while (list != NULL && n < KL_RECLAIM_MAX) {
+    kl_segment_t *seg = list;
+    list = seg->abandoned_next;
+    adopt(heap, seg);
+    n++;
+  }
+  if (list != NULL) {  /* push the rest back as one chain */
+    kl_segment_t *tail = list;
+    while (tail->abandoned_next) tail = tail->abandoned_next;
+    kl_segment_t *head = kl_load_relaxed(&abandoned);
+    do { tail->abandoned_next = head; } while (!kl_cas_weak(&abandoned, &head, list, memory_order_release));
+  }
+  return n > 0;
+}
+
+bool kl_segment_is_valid(const kl_segment_t *seg) {
+  if (seg->kind == KL_SEG_HUGE) return seg->page_count == 1 && seg->pages[0].in_use;
+  uint32_t used = 0;
+  for (uint32_t i = 0; i < seg->page_count; i++) {
+    if (seg->pages[i].in_use) { used++; if (!kl_page_is_valid(&seg->pages[i])) return false; }
+  }
+  return used == seg->used_pages && (seg->in_free_list == (used < seg->page_count));
+}

@@ -170,6 +170,7 @@ void kl_heap_thread_done(void *arg) {
   if (kl_heap_tls == heap) kl_heap_tls = &kl_heap_empty;
   for (unsigned c = 0; c < KL_CLASS_COUNT; c++) abandon_queue(&heap->queues[c]);
   abandon_queue(&heap->full);
+  kl_segment_purge(heap, true);   /* nobody will come back for these soon */
   kl_segment_t *seg = heap->segments;
   while (seg != NULL) {
     kl_segment_t *next = seg->next;
@@ -179,6 +180,7 @@ void kl_heap_thread_done(void *arg) {
   }
   heap->segments = NULL;
   heap->free_segs[0] = heap->free_segs[1] = NULL;
+  heap->purge_next = 0;
   kl_stats_merge_dead(heap);
   kl_store_relaxed(&heap->has_delayed, 0);
   pool_push_chain(heap, heap);

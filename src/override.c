@@ -76,7 +76,13 @@ KL_API int   __posix_memalign(void **out, size_t align, size_t size) { return po
 
 /* ---- glibc introspection. Figures describe keel's own heap. */
 KL_API int mallopt(int param, int value) { (void)param; (void)value; return 1; }
-KL_API int malloc_trim(size_t pad) { (void)pad; return 0; }
+KL_API int malloc_trim(size_t pad) {
+  (void)pad;
+  kl_heap_t *heap = kl_heap_get();
+  if (heap != &kl_heap_empty) kl_segment_purge(heap, true);
+  kl_segment_cache_purge();
+  return 1;
+}
 
 KL_API struct mallinfo2 mallinfo2(void) {
   struct mallinfo2 mi = { 0 };

@@ -91,6 +91,7 @@ void kl_page_retire(kl_heap_t *heap, kl_page_t *page) {
 
 static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
   size_t bs = kl_class_size[c];
+  kl_segment_purge(heap, false);
   kl_page_t *page = kl_segment_page_alloc(heap, bs <= KL_SMALL_MAX ? KL_SEG_SMALL : KL_SEG_MEDIUM);
   if (page == NULL) return NULL;
   kl_segment_t *seg = (kl_segment_t *)kl_align_down((uintptr_t)page, KL_SEGMENT_SIZE);
@@ -105,19 +106,25 @@ static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
   return page;
 }
 
+/* Find a page of class c with a free block. Before taking a fresh page,
+ * adopt abandoned segments once: their pages join our queues and are
+ * scanned like our own, so dead threads' half-empty pages fill up first. */
 static kl_page_t *page_find(kl_heap_t *heap, unsigned c) {
   kl_page_queue_t *q = &heap->queues[c];
-  kl_page_t *page = q->first;
-  while (page != NULL) {
-    kl_page_t *next = page->next;
-    if (page->free == NULL) kl_page_collect(page);
-    if (page->free == NULL && page->capacity < page->reserved) page_extend(page);
-    if (page->free != NULL) {
-      if (page != q->first) kl_heap_queue_to_front(heap, page);
-      return page;
+  for (int round = 0; round < 2; round++) {
+    kl_page_t *page = q->first;
+    while (page != NULL) {
+      kl_page_t *next = page->next;
+      if (page->free == NULL) kl_page_collect(page);
+      if (page->free == NULL && page->capacity < page->reserved) page_extend(page);
+      if (page->free != NULL) {
+        if (page != q->first) kl_heap_queue_to_front(heap, page);
+        return page;
+      }
+      kl_heap_page_to_full(heap, page);
+      page = next;
     }
-    kl_heap_page_to_full(heap, page);
-    page = next;
+    if (round == 0 && !kl_segment_reclaim(heap)) break;
   }
   return page_fresh(heap, c);
 }

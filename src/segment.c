@@ -25,7 +25,36 @@ static _Atomic(kl_segment_t *) abandoned;
 
 /* ---- OS and cache ------------------------------------------------------ */
 
+/* Give the pages of cached segments that sat unused for KEEL_PURGE_DELAY
+ * back to the OS. Runs on every cache operation (segment-sized events, so
+ * the clock read is noise); a segment stays mapped, so reuse costs only the
+ * page faults. A slot is taken out while it is purged so no taker sees it
+ * half done. */
+static void cache_purge_expired(bool all) {
+  uint64_t now = all ? UINT64_MAX : kl_prim_clock_ms();
+  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
+    kl_segment_t *s = kl_load_relaxed(&cache[i]);
+    if (s == NULL) continue;
+    /* Acquire: we read the header fields the giver wrote (purge_at). */
+    s = kl_exchange_acquire(&cache[i], NULL);
+    if (s == NULL) continue;
+    if (!s->is_purged && s->purge_at <= now) {
+      kl_prim_purge((uint8_t *)s + kl_os.page_size, KL_SEGMENT_SIZE - kl_os.page_size);
+      s->is_purged = true;
+    }
+    kl_segment_t *expect = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&cache[i], &expect, s,
+            memory_order_release, memory_order_relaxed)) {
+      kl_prim_free(s, KL_SEGMENT_SIZE);         /* slot refilled meanwhile */
+      kl_stats_mapped(-(ptrdiff_t)KL_SEGMENT_SIZE);
+    }
+  }
+}
+
+void kl_segment_cache_purge(void) { cache_purge_expired(true); }
+
 static kl_segment_t *segment_take(bool *is_zero) {
+  cache_purge_expired(false);
   for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
     if (kl_load_relaxed(&cache[i]) == NULL) continue;
     /* Acquire pairs with the release in segment_give: we see the header the
@@ -42,6 +71,10 @@ static kl_segment_t *segment_take(bool *is_zero) {
 
 static void segment_give(kl_segment_t *seg, size_t mapped) {
   if (mapped == KL_SEGMENT_SIZE) {
+    long delay = kl_option(KL_OPT_PURGE_DELAY);
+    seg->is_purged = delay == 0;
+    if (seg->is_purged) kl_prim_purge((uint8_t *)seg + kl_os.page_size, KL_SEGMENT_SIZE - kl_os.page_size);
+    else { seg->purge_at = kl_prim_clock_ms() + (uint64_t)delay; cache_purge_expired(false); }
     for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
       kl_segment_t *expect = NULL;
       if (kl_load_relaxed(&cache[i]) == NULL &&
@@ -118,10 +151,21 @@ kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind) {
   }
   kl_assert(page != NULL);
   page->in_use = 1;
+  page->purge_at = 0;          /* reused dirty: no purge needed */
   if (++seg->used_pages == seg->page_count) free_list_remove(heap, seg);
   return page;
 }
 
+static void page_purge(kl_segment_t *seg, kl_page_t *page) {
+  size_t size;
+  uint8_t *area = kl_page_area(seg, page, &size);
+  kl_prim_purge(area, size);
+  page->purge_at = 0;
+}
+
+/* A page's last block is back. Its memory is dirty: give it to the OS after
+ * KEEL_PURGE_DELAY unless it is reused first (reuse of a dirty page is
+ * cheaper than a fault per 4 KiB). kl_segment_purge does the giving. */
 void kl_segment_page_free(kl_page_t *page) {
   kl_segment_t *seg = (kl_segment_t *)kl_align_down((uintptr_t)page, KL_SEGMENT_SIZE);
   kl_heap_t *heap = seg->heap;
@@ -129,8 +173,32 @@ void kl_segment_page_free(kl_page_t *page) {
   memset(page, 0, sizeof(*page));
   page->index = index;
   seg->is_zero = false;
-  if (--seg->used_pages == 0) segment_free(heap, seg);
-  else if (!seg->in_free_list) free_list_add(heap, seg);
+  if (--seg->used_pages == 0) { segment_free(heap, seg); return; }
+  if (!seg->in_free_list) free_list_add(heap, seg);
+  long delay = kl_option(KL_OPT_PURGE_DELAY);
+  if (delay == 0) { page_purge(seg, page); return; }
+  page->purge_at = kl_prim_clock_ms() + (uint64_t)delay;
+  if (heap != NULL && (heap->purge_next == 0 || page->purge_at < heap->purge_next)) heap->purge_next = page->purge_at;
+}
+
+/* Give back the free pages of the heap's segments whose delay ran out (all
+ * of them if `force`). Called from the slow path of page allocation, at
+ * thread exit and by malloc_trim; cheap when nothing is due. */
+void kl_segment_purge(kl_heap_t *heap, bool force) {
+  if (heap->purge_next == 0) return;
+  uint64_t now = kl_prim_clock_ms();
+  if (!force && now < heap->purge_next) return;
+  uint64_t next = 0;
+  for (kl_segment_t *seg = heap->segments; seg != NULL; seg = seg->next) {
+    if (!seg->in_free_list) continue;           /* no free page at all */
+    for (uint32_t i = 0; i < seg->page_count; i++) {
+      kl_page_t *page = &seg->pages[i];
+      if (page->in_use || page->purge_at == 0) continue;
+      if (force || page->purge_at <= now) { page_purge(seg, page); heap->counters.pages_purged++; }
+      else if (next == 0 || page->purge_at < next) next = page->purge_at;
+    }
+  }
+  heap->purge_next = next;
 }
 
 /* ---- huge blocks -------------------------------------------------------- */

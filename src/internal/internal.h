@@ -62,6 +62,8 @@ kl_hidden void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size);
 kl_hidden void kl_segment_abandon(kl_segment_t *seg);
 kl_hidden bool kl_segment_reclaim(kl_heap_t *heap);
 kl_hidden bool kl_segment_is_valid(const kl_segment_t *seg);
+kl_hidden void kl_segment_purge(kl_heap_t *heap, bool force);
+kl_hidden void kl_segment_cache_purge(void);   /* malloc_trim: purge every cached segment now */
 
 /* ---- page.c: the slow path */
 kl_hidden void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero);

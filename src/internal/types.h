@@ -29,7 +29,7 @@
 #define KL_EXTEND_BYTES       4096              /* carve a fresh page 4 KiB at a time */
 #define KL_ADDR_BITS          48
 #define KL_SEGMENT_CACHE      8                 /* freed 4 MiB segments kept for reuse */
-#define KL_RECLAIM_MAX        8                 /* abandoned segments adopted per visit */
+#define KL_RECLAIM_MAX        64                /* abandoned segments adopted per visit */
 #define KL_MAX_ALLOC          ((size_t)PTRDIFF_MAX - 2 * KL_SEGMENT_SIZE)
 
 typedef struct kl_block_s   kl_block_t;
@@ -63,6 +63,7 @@ struct kl_page_s {
   _Atomic(uintptr_t) xthread_free;
   _Atomic(kl_heap_t *) heap;    /* owner heap; NULL while abandoned */
   kl_page_t  *next, *prev;      /* in a heap queue */
+  uint64_t    purge_at;         /* not in use, dirty: give back to the OS at (ms); 0 = clean */
 };
 
 typedef enum { KL_SEG_SMALL = 0, KL_SEG_MEDIUM = 1, KL_SEG_HUGE = 2 } kl_segkind_t;
@@ -85,6 +86,8 @@ struct kl_segment_s {
   kl_segment_t *abandoned_next; /* on the global abandoned stack */
   bool         in_free_list;
   bool         is_zero;         /* fresh from the OS, never written */
+  bool         is_purged;       /* in the cache, pages given back to the OS */
+  uint64_t     purge_at;        /* in the cache: when to give its pages back (ms) */
   kl_page_t    pages[KL_MAX_PAGES];
 };
 _Static_assert(sizeof(kl_segment_t) <= KL_SEGMENT_HEADER, "segment header too big");
@@ -93,7 +96,7 @@ typedef struct kl_page_queue_s { kl_page_t *first, *last; } kl_page_queue_t;
 
 typedef struct kl_counters_s {   /* per heap, merged on read (stats.c) */
   size_t malloc_calls, free_calls, remote_frees, pages_fresh, pages_retired;
-  size_t segments_reclaimed, segments_abandoned;
+  size_t segments_reclaimed, segments_abandoned, pages_purged;
 } kl_counters_t;
 
 /* A heap: one per thread. Only its thread touches anything here except
@@ -108,6 +111,7 @@ struct kl_heap_s {
   kl_segment_t   *segments;        /* every small/medium segment owned */
   kl_segment_t   *free_segs[2];    /* small, medium: those with a free page */
   kl_counters_t   counters;
+  uint64_t        purge_next;      /* no dirty free page is due before this (ms) */
   kl_heap_t      *pool_next;       /* on the recycled-heap stack */
 };
 #endif

@@ -9,6 +9,7 @@ BUILD   ?= build
 PREFIX  ?= /usr/local
 CMAKE   ?= cmake
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+MAKEFLAGS += --no-print-directory
 
 .PHONY: all build checked demo test install bench wasm stress fuzz check-san clean
 

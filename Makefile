@@ -38,5 +38,14 @@ bench: build
 wasm:
 	@bash tools/wasm.sh
 
+stress: build
+	@bash tools/stress.sh
+
+fuzz:
+	@bash tools/fuzz.sh
+
+check-san:
+	@bash tools/check-san.sh
+
 clean:
 	rm -rf build build-checked build-*

@@ -33,7 +33,28 @@ void kl_prim_init(kl_prim_info_t *info) {
 
 size_t kl_prim_page_size(void) { return os_page; }
 
+#if KL_FAULT_INJECTION
+/* Test builds only: KEEL_TEST_MMAP_FAIL=after:N refuses every mapping after
+ * the first N; every:N refuses every Nth. Read once, without allocating. */
+static bool inject_failure(void) {
+  static _Atomic(long) calls;
+  static long mode = -1, n;   /* -1 unread, 0 off, 1 after, 2 every */
+  if (mode < 0) {
+    const char *s = kl_prim_getenv("KEEL_TEST_MMAP_FAIL");
+    mode = 0;
+    if (s && strncmp(s, "after:", 6) == 0) { mode = 1; n = strtol(s + 6, NULL, 10); }
+    else if (s && strncmp(s, "every:", 6) == 0) { mode = 2; n = strtol(s + 6, NULL, 10); if (n < 1) mode = 0; }
+  }
+  if (mode == 0) return false;
+  long c = atomic_fetch_add_explicit(&calls, 1, memory_order_relaxed) + 1;
+  return mode == 1 ? c > n : c % n == 0;
+}
+#else
+static inline bool inject_failure(void) { return false; }
+#endif
+
 static void *map(void *hint, size_t size) {
+  if (inject_failure()) { errno = ENOMEM; return NULL; }
   void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   return p == MAP_FAILED ? NULL : p;
 }

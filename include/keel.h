@@ -72,6 +72,43 @@ size_t keel_usable_size(const void *p);
 /* The library's version as KEEL_VERSION encodes it (10000 for 1.0.0). */
 int keel_version(void);
 
+/* ---- statistics ----------------------------------------------------------
+ * Counters are kept per thread without atomics on the fast paths and merged
+ * when read. "In use" counts whole blocks (their usable size), so it is at
+ * least what the program asked for. Blocks freed by another thread count as
+ * in use until their owner takes them back (its next slow path). */
+#define KEEL_STATS_CLASSES 48
+typedef struct keel_class_stats_s {
+  size_t block_size;       /* bytes per block of this size class */
+  size_t blocks_in_use;    /* live blocks */
+  size_t pages;            /* pages holding this class */
+} keel_class_stats_t;
+
+typedef struct keel_stats_s {
+  size_t in_use_bytes;          /* bytes in live blocks, now */
+  size_t in_use_bytes_peak;     /* highest value seen at a slow path or read */
+  size_t committed_bytes;       /* mapped and not given back to the OS, now */
+  size_t committed_bytes_peak;
+  size_t reserved_bytes;        /* address space mapped from the OS, now */
+  size_t allocated_bytes_total; /* bytes in all blocks ever handed out */
+  size_t freed_bytes_total;     /* bytes in all blocks ever freed */
+  size_t calls_malloc, calls_calloc, calls_realloc, calls_free;
+  size_t calls_aligned;         /* aligned_alloc, posix_memalign, memalign, valloc, pvalloc */
+  size_t huge_blocks;           /* live blocks above 128 KiB (own mappings) */
+  size_t threads_seen;          /* threads that ever allocated */
+  size_t segments_abandoned;    /* by exiting threads */
+  size_t segments_reclaimed;    /* adopted by live threads */
+  size_t pages_purged;          /* free pages given back to the OS */
+  size_t os_calls;              /* map, unmap and purge calls */
+  keel_class_stats_t classes[KEEL_STATS_CLASSES];
+} keel_stats_t;
+
+/* Fill *out with the current statistics of the whole process. */
+void keel_stats_get(keel_stats_t *out);
+/* Print the statistics as a table (units scaled), one line per size class
+ * in use. `out` is a FILE *; NULL means stderr. */
+void keel_stats_print(void *out);
+
 #ifdef __cplusplus
 }
 #endif

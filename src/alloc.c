@@ -23,6 +23,7 @@ void *kl_malloc(size_t size) {
     if (kl_likely(b != NULL)) {
       page->free = b->next;
       page->used++;
+      heap->counters.allocs[page->class_idx]++;
       return b;
     }
   } else if (size <= KL_MEDIUM_MAX) {
@@ -33,27 +34,37 @@ void *kl_malloc(size_t size) {
       kl_block_t *b = page->free;
       page->free = b->next;
       page->used++;
+      heap->counters.allocs[page->class_idx]++;
       return b;
     }
   }
   return kl_malloc_generic(heap, size, 0, false);
 }
 
+/* Counters of the calling thread's heap for the non-malloc entries; skipped
+ * while the thread has none (its first call failed). */
+#define COUNT(field) do { kl_heap_t *h_ = kl_heap_get(); if (h_ != &kl_heap_empty) h_->counters.field++; } while (0)
+
 void *kl_calloc(size_t count, size_t size) {
   size_t total;
   if (kl_unlikely(kl_mul_overflow(count, size, &total))) { errno = ENOMEM; return NULL; }
+  void *p;
   if (total <= KL_MEDIUM_MAX) {
-    void *p = kl_malloc(total);
+    p = kl_malloc(total);
     if (p != NULL) memset(p, 0, total);
-    return p;
+  } else {
+    /* Huge: fresh OS memory is already zero, so only recycled memory is cleared. */
+    p = kl_malloc_generic(kl_heap_get(), total, 0, true);
   }
-  /* Huge: fresh OS memory is already zero, so only recycled memory is cleared. */
-  return kl_malloc_generic(kl_heap_get(), total, 0, true);
+  if (p != NULL) COUNT(calls_calloc);
+  return p;
 }
 
 void *kl_aligned(size_t align, size_t size) {
-  if (align <= 16) return kl_malloc(size);   /* every block is 16-aligned */
-  return kl_malloc_generic(kl_heap_get(), size, align, false);
+  void *p = align <= 16 ? kl_malloc(size)   /* every block is 16-aligned */
+                        : kl_malloc_generic(kl_heap_get(), size, align, false);
+  if (p != NULL) COUNT(calls_aligned);
+  return p;
 }
 
 /* The page of a block keel handed out, or NULL after reporting a bad
@@ -79,11 +90,12 @@ size_t kl_usable_size(const void *p, const char *who) {
 }
 
 void *kl_realloc(void *p, size_t size, const char *who) {
-  if (p == NULL) return kl_malloc(size);
+  if (p == NULL) { void *q = kl_malloc(size); if (q) { COUNT(calls_realloc); COUNT(realloc_allocs); } return q; }
+  COUNT(calls_realloc);
   kl_segment_t *seg;
   kl_page_t *page = kl_checked_page(p, &seg, who);
   if (page == NULL) { errno = EINVAL; return NULL; }
-  if (size == 0) { kl_free(p); return NULL; }   /* glibc's behaviour */
+  if (size == 0) { kl_free(p); COUNT(realloc_frees); return NULL; }   /* glibc's behaviour */
   size_t usable = page->block_size;
   if (seg->kind == KL_SEG_HUGE) {
     if (size > KL_MEDIUM_MAX) {
@@ -97,6 +109,8 @@ void *kl_realloc(void *p, size_t size, const char *who) {
   if (q == NULL) return NULL;   /* errno is ENOMEM; p stays valid */
   memcpy(q, p, size < usable ? size : usable);
   kl_free(p);
+  COUNT(realloc_allocs);
+  COUNT(realloc_frees);
   return q;
 }
 

@@ -25,6 +25,7 @@ static kl_noinline void free_local_slow(kl_page_t *page) {
  * as full; we cleared the bit with our CAS, so we alone tell its heap. */
 kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
   if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_free(seg); return; }
+  kl_stats_count_free_remote(page->class_idx);
   uintptr_t tf = kl_load_relaxed(&page->xthread_free);
   do {
     b->next = (kl_block_t *)(tf & ~(uintptr_t)1);
@@ -57,6 +58,7 @@ void kl_free(void *p) {
   if (kl_likely(kl_load_relaxed(&seg->thread_id) == kl_prim_thread_id())) {
     b->next = page->local_free;
     page->local_free = b;
+    kl_heap_get()->counters.frees[page->class_idx]++;
     if (kl_unlikely(--page->used == 0 || page->in_full)) free_local_slow(page);
   } else {
     kl_free_slow(seg, page, b);

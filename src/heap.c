@@ -9,6 +9,7 @@
  *  - heap structs come from OS chunks and are recycled through a lock-free
  *    stack, never unmapped: remote frees may write has_delayed through a
  *    stale pointer at any time. */
+#include <stddef.h>
 #include <string.h>
 #include "internal/internal.h"
 
@@ -124,6 +125,8 @@ static kl_heap_t *heap_take(void) {
   if (mem == NULL) return NULL;
   kl_stats_mapped((ptrdiff_t)chunk);
   size_t n = chunk / hs;
+  for (size_t i = 0; i + 1 < n; i++) ((kl_heap_t *)(mem + i * hs))->all_next = (kl_heap_t *)(mem + (i + 1) * hs);
+  kl_stats_heap_made((kl_heap_t *)mem, (kl_heap_t *)(mem + (n - 1) * hs));
   for (size_t i = 1; i + 1 < n; i++) ((kl_heap_t *)(mem + i * hs))->pool_next = (kl_heap_t *)(mem + (i + 1) * hs);
   if (n > 1) pool_push_chain((kl_heap_t *)(mem + hs), (kl_heap_t *)(mem + (n - 1) * hs));
   return (kl_heap_t *)mem;
@@ -133,7 +136,8 @@ kl_heap_t *kl_heap_init_thread(void) {
   if (!kl_process_init()) return NULL;
   kl_heap_t *heap = heap_take();
   if (heap == NULL) return NULL;
-  memset(heap, 0, sizeof(*heap));
+  memset(heap, 0, offsetof(kl_heap_t, all_next));   /* counters stay: see types.h */
+  atomic_fetch_add_explicit(&kl_os_stats.threads, 1, memory_order_relaxed);
   for (size_t i = 0; i < KL_DIRECT_COUNT; i++) heap->pages_direct[i] = (kl_page_t *)&kl_page_empty;
   heap->thread_id = kl_prim_thread_id();
   kl_heap_tls = heap;
@@ -181,7 +185,7 @@ void kl_heap_thread_done(void *arg) {
   heap->segments = NULL;
   heap->free_segs[0] = heap->free_segs[1] = NULL;
   heap->purge_next = 0;
-  kl_stats_merge_dead(heap);
+  kl_stats_sample(heap);
   kl_store_relaxed(&heap->has_delayed, 0);
   pool_push_chain(heap, heap);
 }

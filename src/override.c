@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include "internal/internal.h"
+#include "keel.h"
 
 #define KL_API kl_public
 
@@ -84,28 +85,70 @@ KL_API int malloc_trim(size_t pad) {
   return 1;
 }
 
+/* mallinfo2: arena = memory committed from the OS, uordblks = bytes in
+ * live blocks, fordblks = committed but free, hblks/hblkhd = huge blocks
+ * (keel's own mappings), usmblks = peak bytes in use. */
 KL_API struct mallinfo2 mallinfo2(void) {
+  keel_stats_t s;
+  keel_stats_get(&s);
   struct mallinfo2 mi = { 0 };
-  mi.arena = kl_load_relaxed(&kl_os_stats.mapped);
-  mi.hblks = kl_load_relaxed(&kl_os_stats.huge_live);
-  mi.usmblks = kl_load_relaxed(&kl_os_stats.mapped_peak);
+  size_t huge = kl_load_relaxed(&kl_os_stats.huge_bytes_live);
+  mi.arena = s.committed_bytes;
+  mi.uordblks = s.in_use_bytes;
+  mi.fordblks = s.committed_bytes > s.in_use_bytes ? s.committed_bytes - s.in_use_bytes : 0;
+  mi.hblks = s.huge_blocks;
+  mi.hblkhd = huge;
+  mi.usmblks = s.in_use_bytes_peak;
   return mi;
 }
 KL_API struct mallinfo mallinfo(void) {
   struct mallinfo2 m2 = mallinfo2();
-  struct mallinfo mi = { 0 };
-  mi.arena = (int)m2.arena; mi.hblks = (int)m2.hblks; mi.usmblks = (int)m2.usmblks;
+  struct mallinfo mi = { 0 };   /* glibc's old struct: int fields, values clipped */
+#define CLIP(x) ((x) > (size_t)INT32_MAX ? INT32_MAX : (int)(x))
+  mi.arena = CLIP(m2.arena); mi.uordblks = CLIP(m2.uordblks); mi.fordblks = CLIP(m2.fordblks);
+  mi.hblks = CLIP(m2.hblks); mi.hblkhd = CLIP(m2.hblkhd); mi.usmblks = CLIP(m2.usmblks);
+#undef CLIP
   return mi;
 }
+
+/* glibc prints per-arena "system bytes" / "in use bytes" to stderr; keel
+ * has one logical arena. */
 KL_API void malloc_stats(void) {
-  kl_message("keel: mapped %zu bytes (peak %zu), huge blocks %zu\n",
-             (size_t)kl_load_relaxed(&kl_os_stats.mapped), (size_t)kl_load_relaxed(&kl_os_stats.mapped_peak),
-             (size_t)kl_load_relaxed(&kl_os_stats.huge_live));
+  keel_stats_t s;
+  keel_stats_get(&s);
+  kl_message("Arena 0:\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"
+             "Total (incl. mmap):\nsystem bytes     = %10zu\nin use bytes     = %10zu\n"
+             "max mmap regions = %10zu\nmax mmap bytes   = %10zu\n",
+             s.committed_bytes, s.in_use_bytes, s.committed_bytes, s.in_use_bytes,
+             s.huge_blocks, (size_t)kl_load_relaxed(&kl_os_stats.huge_bytes_live));
 }
+
+/* XML in glibc's shape: one <heap> with a <size> line per size class in use. */
 KL_API int malloc_info(int options, FILE *fp) {
   if (options != 0 || fp == NULL) { errno = EINVAL; return -1; }
-  fprintf(fp, "<malloc version=\"1\">\n<system type=\"current\" size=\"%zu\"/>\n"
-              "<system type=\"max\" size=\"%zu\"/>\n</malloc>\n",
-          (size_t)kl_load_relaxed(&kl_os_stats.mapped), (size_t)kl_load_relaxed(&kl_os_stats.mapped_peak));
+  keel_stats_t s;
+  keel_stats_get(&s);
+  size_t count = 0;
+  fprintf(fp, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
+  for (unsigned i = 0; i < KEEL_STATS_CLASSES; i++) {
+    const keel_class_stats_t *c = &s.classes[i];
+    if (c->blocks_in_use == 0) continue;
+    size_t from = i == 0 ? 1 : s.classes[i - 1].block_size + 1;
+    fprintf(fp, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
+            from, c->block_size, c->blocks_in_use * c->block_size, c->blocks_in_use);
+    count += c->blocks_in_use;
+  }
+  size_t huge = kl_load_relaxed(&kl_os_stats.huge_bytes_live);
+  fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"0\" size=\"0\"/>\n"
+              "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+              "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+              "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n</heap>\n"
+              "<total type=\"fast\" count=\"0\" size=\"0\"/>\n<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n"
+              "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n"
+              "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n"
+              "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n</malloc>\n",
+          count, s.in_use_bytes - huge, s.committed_bytes, s.committed_bytes_peak, s.reserved_bytes, s.reserved_bytes,
+          count, s.in_use_bytes - huge, s.huge_blocks, huge,
+          s.committed_bytes, s.committed_bytes_peak, s.reserved_bytes, s.reserved_bytes);
   return 0;
 }

@@ -85,7 +85,6 @@ void kl_page_retire(kl_heap_t *heap, kl_page_t *page) {
   kl_page_queue_t *q = &heap->queues[page->class_idx];
   if (q->first == page && page->next == NULL) return;
   kl_heap_queue_remove(heap, page);
-  heap->counters.pages_retired++;
   kl_segment_page_free(page);
 }
 
@@ -100,7 +99,7 @@ static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
   kl_page_init(page, bs, c, area);
   /* Relaxed: read by remote frees only to decide whom to nudge. */
   atomic_store_explicit(&page->heap, heap, memory_order_relaxed);
-  heap->counters.pages_fresh++;
+  atomic_fetch_add_explicit(&kl_os_stats.pages[c], 1, memory_order_relaxed);
   page_extend(page);
   kl_heap_queue_push_front(heap, page);
   return page;
@@ -134,10 +133,12 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
     heap = kl_heap_init_thread();
     if (heap == NULL) { errno = ENOMEM; return NULL; }
   }
+  /* Every 64th slow call publishes this heap's bytes in use (peak tracking). */
+  if ((++heap->counters.slow_calls & 63) == 0) kl_stats_sample(heap);
 #if KL_CHECKED
-  kl_assert(kl_heap_is_valid(heap));
+  /* The walk is O(heap); every 256th call keeps big checked runs bounded. */
+  if ((heap->counters.slow_calls & 255) == 1) kl_assert(kl_heap_is_valid(heap));
 #endif
-  heap->counters.malloc_calls++;
   if (kl_unlikely(kl_load_relaxed(&heap->has_delayed) != 0)) kl_heap_collect_delayed(heap);
   unsigned c;
   if (align > 16) c = align <= KL_ALIGNED_CLASS_MAX ? kl_aligned_class(size, align) : KL_CLASS_COUNT;
@@ -148,6 +149,7 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   kl_block_t *b = page->free;
   page->free = b->next;
   page->used++;
+  heap->counters.allocs[c]++;
   if (zero) memset(b, 0, size);
   return b;
 }

@@ -41,10 +41,12 @@ static void cache_purge_expired(bool all) {
     if (!s->is_purged && s->purge_at <= now) {
       kl_prim_purge((uint8_t *)s + kl_os.page_size, KL_SEGMENT_SIZE - kl_os.page_size);
       s->is_purged = true;
+      kl_stats_purged((ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
     }
     kl_segment_t *expect = NULL;
     if (!atomic_compare_exchange_strong_explicit(&cache[i], &expect, s,
             memory_order_release, memory_order_relaxed)) {
+      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
       kl_prim_free(s, KL_SEGMENT_SIZE);         /* slot refilled meanwhile */
       kl_stats_mapped(-(ptrdiff_t)KL_SEGMENT_SIZE);
     }
@@ -60,7 +62,11 @@ static kl_segment_t *segment_take(bool *is_zero) {
     /* Acquire pairs with the release in segment_give: we see the header the
      * last owner wrote, which we are about to reset anyway. */
     kl_segment_t *s = kl_exchange_acquire(&cache[i], NULL);
-    if (s != NULL) { *is_zero = false; return s; }
+    if (s != NULL) {
+      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
+      *is_zero = false;
+      return s;
+    }
   }
   kl_segment_t *s = kl_prim_alloc_aligned(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, 0);
   if (s == NULL) return NULL;
@@ -73,7 +79,10 @@ static void segment_give(kl_segment_t *seg, size_t mapped) {
   if (mapped == KL_SEGMENT_SIZE) {
     long delay = kl_option(KL_OPT_PURGE_DELAY);
     seg->is_purged = delay == 0;
-    if (seg->is_purged) kl_prim_purge((uint8_t *)seg + kl_os.page_size, KL_SEGMENT_SIZE - kl_os.page_size);
+    if (seg->is_purged) {
+      kl_prim_purge((uint8_t *)seg + kl_os.page_size, KL_SEGMENT_SIZE - kl_os.page_size);
+      kl_stats_purged((ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
+    }
     else { seg->purge_at = kl_prim_clock_ms() + (uint64_t)delay; cache_purge_expired(false); }
     for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
       kl_segment_t *expect = NULL;
@@ -81,6 +90,7 @@ static void segment_give(kl_segment_t *seg, size_t mapped) {
           atomic_compare_exchange_strong_explicit(&cache[i], &expect, seg,
               memory_order_release, memory_order_relaxed)) return;
     }
+    if (seg->is_purged) kl_stats_purged(-(ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
   }
   kl_prim_free(seg, mapped);
   kl_stats_mapped(-(ptrdiff_t)mapped);
@@ -131,6 +141,12 @@ static kl_segment_t *segment_new(kl_heap_t *heap, kl_segkind_t kind) {
 }
 
 static void segment_free(kl_heap_t *heap, kl_segment_t *seg) {
+  for (uint32_t i = 0; i < seg->page_count; i++) {   /* the segment is accounted whole again */
+    if (!seg->pages[i].is_purged) continue;
+    size_t size;
+    kl_page_area(seg, &seg->pages[i], &size);
+    kl_stats_purged(-(ptrdiff_t)size);
+  }
   free_list_remove(heap, seg);
   owned_remove(heap, seg);
   kl_segmap_clear(seg, 0);
@@ -152,6 +168,12 @@ kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind) {
   kl_assert(page != NULL);
   page->in_use = 1;
   page->purge_at = 0;          /* reused dirty: no purge needed */
+  if (page->is_purged) {
+    size_t size;
+    kl_page_area(seg, page, &size);
+    kl_stats_purged(-(ptrdiff_t)size);
+    page->is_purged = false;
+  }
   if (++seg->used_pages == seg->page_count) free_list_remove(heap, seg);
   return page;
 }
@@ -161,6 +183,8 @@ static void page_purge(kl_segment_t *seg, kl_page_t *page) {
   uint8_t *area = kl_page_area(seg, page, &size);
   kl_prim_purge(area, size);
   page->purge_at = 0;
+  page->is_purged = true;
+  kl_stats_purged((ptrdiff_t)size);
 }
 
 /* A page's last block is back. Its memory is dirty: give it to the OS after
@@ -170,6 +194,7 @@ void kl_segment_page_free(kl_page_t *page) {
   kl_segment_t *seg = (kl_segment_t *)kl_align_down((uintptr_t)page, KL_SEGMENT_SIZE);
   kl_heap_t *heap = seg->heap;
   uint8_t index = page->index;
+  atomic_fetch_sub_explicit(&kl_os_stats.pages[page->class_idx], 1, memory_order_relaxed);
   memset(page, 0, sizeof(*page));
   page->index = index;
   seg->is_zero = false;
@@ -236,6 +261,9 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   page->capacity = page->reserved = page->used = 1;
   kl_segmap_set(seg, off >= KL_SEGMENT_SIZE);
   atomic_fetch_add_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kl_os_stats.huge_allocs, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_live, page->block_size, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_total, page->block_size, memory_order_relaxed);
   if (zero && !is_zero) memset(page->start, 0, size);
   return page->start;
 }
@@ -243,6 +271,9 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
 void kl_segment_huge_free(kl_segment_t *seg) {
   kl_segmap_clear(seg, seg->block_offset >= KL_SEGMENT_SIZE);
   atomic_fetch_sub_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kl_os_stats.huge_frees, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&kl_os_stats.huge_bytes_live, seg->pages[0].block_size, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_freed, seg->pages[0].block_size, memory_order_relaxed);
   segment_give(seg, seg->mapped_size);
 }
 
@@ -277,6 +308,10 @@ void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
     total = want;
   }
   kl_stats_mapped((ptrdiff_t)total - (ptrdiff_t)old);
+  ptrdiff_t grew = (ptrdiff_t)(total - off) - (ptrdiff_t)page->block_size;
+  atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_live, (size_t)grew, memory_order_relaxed);
+  if (grew > 0) atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_total, (size_t)grew, memory_order_relaxed);
+  else atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_freed, (size_t)-grew, memory_order_relaxed);
   seg->mapped_size = total;
   page->block_size = page->carved = total - off;
   page->div_magic = UINT64_MAX / page->block_size + 1;

@@ -1,27 +1,166 @@
-/* stats.c — counters. OS-level figures are process-wide atomics touched only
- * on the slow paths (map, unmap); per-heap counters live in the heap (no
- * atomics on the fast path) and are folded into `dead` when a thread exits. */
+/* stats.c — statistics: keel_stats_get, keel_stats_print, KEEL_SHOW_STATS.
+ *
+ * Where the numbers come from:
+ *  - per-heap counters (types.h): blocks handed out and freed by class and
+ *    the non-malloc entries, plain increments by the owner, summed here
+ *    over every heap struct ever made (the list never shrinks);
+ *  - process-wide atomics (kl_os_stats), touched only on slow paths:
+ *    mapped and purged bytes, huge blocks, pages per class, threads;
+ *  - bytes in use at peak: each heap publishes its net bytes in use every
+ *    64 slow-path calls and at thread exit, and every read publishes the
+ *    reader's; the peak is the highest published sum. It can miss a
+ *    short spike between two samples, never invent one. */
+#include <stdio.h>
+#include <string.h>
 #include "internal/internal.h"
+#include "keel.h"
 
 kl_os_stats_t kl_os_stats;
-static struct { _Atomic(size_t) malloc_calls, pages_fresh, pages_retired,
-                segments_reclaimed, segments_abandoned, threads; } dead;
+static _Atomic(kl_heap_t *) all_heaps;
 
-void kl_stats_mapped(ptrdiff_t delta) {
-  /* Relaxed: statistics, no other memory depends on them. */
-  size_t now = atomic_fetch_add_explicit(&kl_os_stats.mapped, (size_t)delta, memory_order_relaxed) + (size_t)delta;
-  atomic_fetch_add_explicit(&kl_os_stats.os_calls, 1, memory_order_relaxed);
-  size_t peak = kl_load_relaxed(&kl_os_stats.mapped_peak);
-  while (delta > 0 && now > peak &&
-         !kl_cas_weak(&kl_os_stats.mapped_peak, &peak, now, memory_order_relaxed)) {}
+static void max_update(_Atomic(size_t) *peak, size_t now) {
+  size_t p = kl_load_relaxed(peak);
+  while (now > p && !kl_cas_weak(peak, &p, now, memory_order_relaxed)) {}
+}
+static size_t committed_now(void) {
+  size_t m = kl_load_relaxed(&kl_os_stats.mapped), p = kl_load_relaxed(&kl_os_stats.purged);
+  return m > p ? m - p : 0;
 }
 
-void kl_stats_merge_dead(const kl_heap_t *heap) {
-  const kl_counters_t *c = &heap->counters;
-  atomic_fetch_add_explicit(&dead.malloc_calls, c->malloc_calls, memory_order_relaxed);
-  atomic_fetch_add_explicit(&dead.pages_fresh, c->pages_fresh, memory_order_relaxed);
-  atomic_fetch_add_explicit(&dead.pages_retired, c->pages_retired, memory_order_relaxed);
-  atomic_fetch_add_explicit(&dead.segments_reclaimed, c->segments_reclaimed, memory_order_relaxed);
-  atomic_fetch_add_explicit(&dead.segments_abandoned, c->segments_abandoned, memory_order_relaxed);
-  atomic_fetch_add_explicit(&dead.threads, 1, memory_order_relaxed);
+/* Relaxed everywhere in this file: statistics order nothing else. */
+void kl_stats_mapped(ptrdiff_t delta) {
+  atomic_fetch_add_explicit(&kl_os_stats.mapped, (size_t)delta, memory_order_relaxed);
+  atomic_fetch_add_explicit(&kl_os_stats.os_calls, 1, memory_order_relaxed);
+  if (delta > 0) max_update(&kl_os_stats.committed_peak, committed_now());
+}
+void kl_stats_purged(ptrdiff_t delta) {
+  atomic_fetch_add_explicit(&kl_os_stats.purged, (size_t)delta, memory_order_relaxed);
+  if (delta > 0) atomic_fetch_add_explicit(&kl_os_stats.os_calls, 1, memory_order_relaxed);
+  else max_update(&kl_os_stats.committed_peak, committed_now());
+}
+
+void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last) {
+  kl_heap_t *head = kl_load_relaxed(&all_heaps);
+  /* Release: a reader walking the list sees the links we wrote. */
+  do { last->all_next = head; } while (!kl_cas_weak(&all_heaps, &head, first, memory_order_release));
+}
+
+void kl_stats_count_free_remote(unsigned c) {
+  kl_heap_t *heap = kl_heap_get();
+  if (heap != &kl_heap_empty) heap->counters.frees[c]++;
+  else atomic_fetch_add_explicit(&kl_os_stats.orphan_frees[c], 1, memory_order_relaxed);
+}
+
+/* Another thread's plain counter: a relaxed atomic load of a word it writes
+ * with plain stores. Not instrumented for ThreadSanitizer on purpose: the
+ * race is the design (see types.h). */
+#define PEEK(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+
+static ptrdiff_t heap_net_bytes(const kl_heap_t *h) {
+  ptrdiff_t net = 0;
+  for (unsigned c = 0; c < KL_CLASS_COUNT; c++)
+    net += ((ptrdiff_t)PEEK(h->counters.allocs[c]) - (ptrdiff_t)PEEK(h->counters.frees[c])) * kl_class_size[c];
+  return net;
+}
+
+__attribute__((no_sanitize("thread")))
+void kl_stats_sample(kl_heap_t *heap) {
+  ptrdiff_t net = heap_net_bytes(heap);
+  ptrdiff_t delta = net - heap->counters.in_use_published;
+  heap->counters.in_use_published = net;
+  ptrdiff_t sum = atomic_fetch_add_explicit(&kl_os_stats.in_use_sampled, delta, memory_order_relaxed) + delta;
+  sum += (ptrdiff_t)kl_load_relaxed(&kl_os_stats.huge_bytes_live);
+  if (sum > 0) max_update(&kl_os_stats.in_use_peak, (size_t)sum);
+}
+
+__attribute__((no_sanitize("thread")))
+kl_public void keel_stats_get(keel_stats_t *out) {
+  memset(out, 0, sizeof *out);
+  kl_heap_t *self = kl_heap_get();
+  if (self != &kl_heap_empty) kl_stats_sample(self);
+  size_t allocs[KL_CLASS_COUNT] = { 0 }, frees[KL_CLASS_COUNT] = { 0 };
+  size_t calloc_n = 0, realloc_n = 0, aligned_n = 0, r_allocs = 0, r_frees = 0;
+  /* Acquire pairs with the release push in kl_stats_heap_made. */
+  for (kl_heap_t *h = kl_load_acquire(&all_heaps); h != NULL; h = h->all_next) {
+    const kl_counters_t *c = &h->counters;
+    for (unsigned i = 0; i < KL_CLASS_COUNT; i++) { allocs[i] += PEEK(c->allocs[i]); frees[i] += PEEK(c->frees[i]); }
+    calloc_n += PEEK(c->calls_calloc); realloc_n += PEEK(c->calls_realloc); aligned_n += PEEK(c->calls_aligned);
+    r_allocs += PEEK(c->realloc_allocs); r_frees += PEEK(c->realloc_frees);
+    out->pages_purged += PEEK(c->pages_purged);
+    out->segments_reclaimed += PEEK(c->segments_reclaimed);
+    out->segments_abandoned += PEEK(c->segments_abandoned);
+  }
+  size_t total_allocs = 0, total_frees = 0;
+  for (unsigned i = 0; i < KL_CLASS_COUNT; i++) {
+    frees[i] += kl_load_relaxed(&kl_os_stats.orphan_frees[i]);
+    size_t live = allocs[i] > frees[i] ? allocs[i] - frees[i] : 0;
+    out->classes[i].block_size = kl_class_size[i];
+    out->classes[i].blocks_in_use = live;
+    out->classes[i].pages = kl_load_relaxed(&kl_os_stats.pages[i]);
+    out->in_use_bytes += live * kl_class_size[i];
+    out->allocated_bytes_total += allocs[i] * kl_class_size[i];
+    out->freed_bytes_total += frees[i] * kl_class_size[i];
+    total_allocs += allocs[i]; total_frees += frees[i];
+  }
+  size_t huge_allocs = kl_load_relaxed(&kl_os_stats.huge_allocs), huge_frees = kl_load_relaxed(&kl_os_stats.huge_frees);
+  out->huge_blocks = kl_load_relaxed(&kl_os_stats.huge_live);
+  out->in_use_bytes += kl_load_relaxed(&kl_os_stats.huge_bytes_live);
+  out->allocated_bytes_total += kl_load_relaxed(&kl_os_stats.huge_bytes_total);
+  out->freed_bytes_total += kl_load_relaxed(&kl_os_stats.huge_bytes_freed);
+  total_allocs += huge_allocs; total_frees += huge_frees;
+  max_update(&kl_os_stats.in_use_peak, out->in_use_bytes);
+  out->in_use_bytes_peak = kl_load_relaxed(&kl_os_stats.in_use_peak);
+  out->committed_bytes = committed_now();
+  out->committed_bytes_peak = kl_load_relaxed(&kl_os_stats.committed_peak);
+  if (out->committed_bytes_peak < out->committed_bytes) out->committed_bytes_peak = out->committed_bytes;
+  out->reserved_bytes = kl_load_relaxed(&kl_os_stats.mapped);
+  out->calls_calloc = calloc_n;
+  out->calls_realloc = realloc_n;
+  out->calls_aligned = aligned_n;
+  size_t others = calloc_n + aligned_n + r_allocs;
+  out->calls_malloc = total_allocs > others ? total_allocs - others : 0;
+  out->calls_free = total_frees > r_frees ? total_frees - r_frees : 0;
+  out->threads_seen = kl_load_relaxed(&kl_os_stats.threads);
+  out->os_calls = kl_load_relaxed(&kl_os_stats.os_calls);
+}
+
+/* "12.3 MiB": scaled with one decimal; buf holds at least 16 bytes. */
+static const char *human(size_t n, char *buf) {
+  static const char *unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+  double v = (double)n;
+  int u = 0;
+  while (v >= 1024 && u < 4) { v /= 1024; u++; }
+  if (u == 0) snprintf(buf, 16, "%zu B", n);
+  else snprintf(buf, 16, "%.1f %s", v, unit[u]);
+  return buf;
+}
+
+kl_public void keel_stats_print(void *outp) {
+  FILE *out = outp ? (FILE *)outp : stderr;
+  keel_stats_t s;
+  keel_stats_get(&s);
+  char a[16], b[16];
+  fprintf(out, "keel statistics\n");
+  fprintf(out, "  in use      %12s   peak %12s\n", human(s.in_use_bytes, a), human(s.in_use_bytes_peak, b));
+  fprintf(out, "  committed   %12s   peak %12s\n", human(s.committed_bytes, a), human(s.committed_bytes_peak, b));
+  fprintf(out, "  reserved    %12s\n", human(s.reserved_bytes, a));
+  fprintf(out, "  allocated   %12s   freed %11s   (totals)\n", human(s.allocated_bytes_total, a), human(s.freed_bytes_total, b));
+  fprintf(out, "  calls       malloc %zu, calloc %zu, realloc %zu, aligned %zu, free %zu\n",
+          s.calls_malloc, s.calls_calloc, s.calls_realloc, s.calls_aligned, s.calls_free);
+  fprintf(out, "  threads %zu, segments abandoned %zu / reclaimed %zu, pages purged %zu, OS calls %zu, huge blocks %zu\n",
+          s.threads_seen, s.segments_abandoned, s.segments_reclaimed, s.pages_purged, s.os_calls, s.huge_blocks);
+  fprintf(out, "  %10s %12s %12s %8s\n", "class", "blocks", "bytes", "pages");
+  for (unsigned i = 0; i < KEEL_STATS_CLASSES; i++) {
+    const keel_class_stats_t *c = &s.classes[i];
+    if (c->blocks_in_use == 0 && c->pages == 0) continue;
+    fprintf(out, "  %10s %12zu %12s %8zu\n", human(c->block_size, a), c->blocks_in_use,
+            human(c->blocks_in_use * c->block_size, b), c->pages);
+  }
+  fflush(out);
+}
+
+/* KEEL_SHOW_STATS=1: the table at exit. A destructor, not atexit: it needs
+ * no registration (which could allocate during keel's own start-up). */
+__attribute__((destructor)) static void show_stats_at_exit(void) {
+  if (kl_option(KL_OPT_SHOW_STATS)) keel_stats_print(NULL);
 }

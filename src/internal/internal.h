@@ -98,10 +98,19 @@ kl_hidden void kl_error_bad_pointer(const char *who, const void *p, const char *
 kl_hidden void kl_message(const char *fmt, ...);
 
 /* ---- stats.c */
-typedef struct kl_os_stats_s {
-  _Atomic(size_t) mapped, mapped_peak, os_calls, huge_live;
+typedef struct kl_os_stats_s {   /* process-wide, touched on slow paths only */
+  _Atomic(size_t) mapped, purged, committed_peak, os_calls;
+  _Atomic(size_t) huge_live, huge_allocs, huge_frees, huge_bytes_live, huge_bytes_total, huge_bytes_freed;
+  _Atomic(size_t) pages[KL_CLASS_COUNT];
+  _Atomic(size_t) orphan_frees[KL_CLASS_COUNT];  /* frees by threads without a heap */
+  _Atomic(size_t) threads;
+  _Atomic(ptrdiff_t) in_use_sampled;
+  _Atomic(size_t) in_use_peak;
 } kl_os_stats_t;
 extern kl_os_stats_t kl_os_stats kl_hidden;
 kl_hidden void kl_stats_mapped(ptrdiff_t delta);
-kl_hidden void kl_stats_merge_dead(const kl_heap_t *heap);
+kl_hidden void kl_stats_purged(ptrdiff_t delta);
+kl_hidden void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last);
+kl_hidden void kl_stats_sample(kl_heap_t *heap);
+kl_hidden void kl_stats_count_free_remote(unsigned class_idx);
 #endif

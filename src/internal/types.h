@@ -64,6 +64,7 @@ struct kl_page_s {
   _Atomic(kl_heap_t *) heap;    /* owner heap; NULL while abandoned */
   kl_page_t  *next, *prev;      /* in a heap queue */
   uint64_t    purge_at;         /* not in use, dirty: give back to the OS at (ms); 0 = clean */
+  bool        is_purged;        /* not in use, memory given back to the OS */
 };
 
 typedef enum { KL_SEG_SMALL = 0, KL_SEG_MEDIUM = 1, KL_SEG_HUGE = 2 } kl_segkind_t;
@@ -94,9 +95,19 @@ _Static_assert(sizeof(kl_segment_t) <= KL_SEGMENT_HEADER, "segment header too bi
 
 typedef struct kl_page_queue_s { kl_page_t *first, *last; } kl_page_queue_t;
 
-typedef struct kl_counters_s {   /* per heap, merged on read (stats.c) */
-  size_t malloc_calls, free_calls, remote_frees, pages_fresh, pages_retired;
-  size_t segments_reclaimed, segments_abandoned, pages_purged;
+/* Per-heap counters. Only the heap's thread writes them, with plain
+ * increments (one instruction on the fast paths); keel_stats_get reads them
+ * from any thread with relaxed atomic loads (stats.c), which sees the old or
+ * the new value of each word: all statistics need. They are cumulative over
+ * every thread that used this heap struct (heaps are recycled, never freed),
+ * so a process total is the sum over all heap structs ever made. */
+typedef struct kl_counters_s {
+  size_t allocs[KL_CLASS_COUNT];   /* blocks handed out, by class */
+  size_t frees[KL_CLASS_COUNT];    /* blocks freed by this thread, by class */
+  size_t calls_calloc, calls_realloc, calls_aligned, realloc_allocs, realloc_frees;
+  size_t pages_purged, segments_reclaimed, segments_abandoned;
+  size_t slow_calls;               /* kl_malloc_generic entries */
+  ptrdiff_t in_use_published;      /* this heap's share of kl_os_stats.in_use_sampled */
 } kl_counters_t;
 
 /* A heap: one per thread. Only its thread touches anything here except
@@ -110,8 +121,10 @@ struct kl_heap_s {
   _Atomic(uintptr_t) has_delayed;  /* a parked full page got a remote free */
   kl_segment_t   *segments;        /* every small/medium segment owned */
   kl_segment_t   *free_segs[2];    /* small, medium: those with a free page */
-  kl_counters_t   counters;
   uint64_t        purge_next;      /* no dirty free page is due before this (ms) */
   kl_heap_t      *pool_next;       /* on the recycled-heap stack */
+  /* Kept across recycling (kl_heap_init_thread clears only what is above). */
+  kl_heap_t      *all_next;        /* every heap struct ever made (stats.c) */
+  kl_counters_t   counters;
 };
 #endif

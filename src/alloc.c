@@ -22,6 +22,7 @@ void *kl_malloc(size_t size) {
     kl_block_t *b = page->free;
     if (kl_likely(b != NULL)) {
       page->free = b->next;
+      b->freed = 0;
       page->used++;
       heap->counters.allocs[page->class_idx]++;
       return b;
@@ -33,6 +34,7 @@ void *kl_malloc(size_t size) {
     if (kl_likely(page != NULL && page->free != NULL)) {
       kl_block_t *b = page->free;
       page->free = b->next;
+      b->freed = 0;
       page->used++;
       heap->counters.allocs[page->class_idx]++;
       return b;
@@ -76,6 +78,10 @@ kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *wh
   size_t off = (size_t)((const uint8_t *)p - page->start);
   if (off >= page->carved || off * page->div_magic >= page->div_magic) {
     kl_error_bad_pointer(who, p, "not the start of a keel block (interior or stale pointer)");
+    return NULL;
+  }
+  if (seg->kind != KL_SEG_HUGE && ((const kl_block_t *)p)->freed == (page->free_key ^ (uintptr_t)p)) {
+    kl_error_bad_pointer(who, p, "already freed (use after free)");
     return NULL;
   }
   *seg_out = seg;

@@ -3,11 +3,12 @@
  * Fast path budget (x86-64, gcc -O2), a block freed by its owner thread:
  *   segment map lookup (shift, bounds test, load, 2-bit extract, test),
  *   page by shift, interior-pointer test (subtract, compare, multiply,
- *   compare), owner test against the TLS base, push on local_free,
- *   decrement used, one combined unlikely test — about 25 instructions,
- *   no atomics. The map lookup and the interior test are what let the
- *   default build reject every pointer keel did not hand out before it
- *   touches a free list.
+ *   compare), double-free mark (load, xor, compare, store), owner test
+ *   against the TLS base, push on local_free, count, decrement used, one
+ *   combined unlikely test — about 45 instructions, no atomics. The map
+ *   lookup, the interior test and the mark are what let the default build
+ *   reject every pointer keel did not hand out, or already took back,
+ *   before it touches a free list (KL_FREE_CHECKS=0 compiles them out).
  * A block from another thread costs one CAS (kl_free_slow). Huge blocks go
  * back to the OS (or the segment cache) from any thread. */
 #include <errno.h>
@@ -45,16 +46,21 @@ static kl_noinline void free_bad(const void *p, const char *what) {
 void kl_free(void *p) {
   kl_segment_t *seg = kl_segmap_lookup(p);
   if (kl_unlikely(seg == NULL)) {
-    if (p != NULL) free_bad(p, "not allocated by keel");
+    if (p != NULL) free_bad(p, "not allocated by keel, or already freed");
     return;
   }
   kl_page_t *page = kl_segment_page_of(seg, p);
+  kl_block_t *b = (kl_block_t *)p;
+#if KL_FREE_CHECKS
   size_t off = (size_t)((uint8_t *)p - page->start);
   if (kl_unlikely(off >= page->carved || off * page->div_magic >= page->div_magic)) {
     free_bad(p, "not the start of a keel block (interior or stale pointer)");
     return;
   }
-  kl_block_t *b = (kl_block_t *)p;
+  uintptr_t mark = page->free_key ^ (uintptr_t)b;
+  if (kl_unlikely(b->freed == mark)) { free_bad(p, "double free"); return; }
+  b->freed = mark;
+#endif
   if (kl_likely(kl_load_relaxed(&seg->thread_id) == kl_prim_thread_id())) {
     b->next = page->local_free;
     page->local_free = b;

@@ -31,6 +31,7 @@ void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t
   page->used = 0;
   page->free = page->local_free = NULL;
   page->div_magic = UINT64_MAX / block_size + 1;
+  page->free_key = kl_free_key_base ^ ((uintptr_t)page->start * 0x9e3779b97f4a7c15ull);
   kl_store_relaxed(&page->xthread_free, 0);
 }
 
@@ -148,6 +149,7 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   if (page == NULL) { errno = ENOMEM; return NULL; }
   kl_block_t *b = page->free;
   page->free = b->next;
+  b->freed = 0;
   page->used++;
   heap->counters.allocs[c]++;
   if (zero) memset(b, 0, size);

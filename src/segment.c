@@ -258,6 +258,7 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   page->start = (uint8_t *)seg + off;
   page->block_size = page->carved = total - off;
   page->div_magic = UINT64_MAX / page->block_size + 1;
+  page->free_key = kl_free_key_base ^ ((uintptr_t)page->start * 0x9e3779b97f4a7c15ull);
   page->capacity = page->reserved = page->used = 1;
   kl_segmap_set(seg, off >= KL_SEGMENT_SIZE);
   atomic_fetch_add_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);

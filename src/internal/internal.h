@@ -86,6 +86,7 @@ kl_hidden void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *bloc
 /* ---- init.c */
 kl_hidden bool kl_process_init(void);   /* idempotent; false if unusable */
 extern kl_prim_info_t kl_os kl_hidden;
+extern uintptr_t kl_free_key_base kl_hidden;
 
 /* ---- options.c */
 typedef enum { KL_OPT_ON_ERROR_WARN, KL_OPT_VERBOSE, KL_OPT_SHOW_STATS, KL_OPT_PURGE_DELAY,

@@ -40,6 +40,8 @@ const char *kl_prim_getenv(const char *name);
 void   kl_prim_write_stderr(const char *buf, size_t len);
 /* Monotonic clock in milliseconds. */
 uint64_t kl_prim_clock_ms(void);
+/* 64 random bits from the OS, without allocating (AT_RANDOM on Linux). */
+uint64_t kl_prim_random(void);
 /* Abort the process (SIGABRT). */
 _Noreturn void kl_prim_abort(void);
 

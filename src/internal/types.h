@@ -31,13 +31,21 @@
 #define KL_SEGMENT_CACHE      8                 /* freed 4 MiB segments kept for reuse */
 #define KL_RECLAIM_MAX        64                /* abandoned segments adopted per visit */
 #define KL_MAX_ALLOC          ((size_t)PTRDIFF_MAX - 2 * KL_SEGMENT_SIZE)
+#ifndef KL_FREE_CHECKS      /* reject foreign, interior and double frees (default on) */
+#define KL_FREE_CHECKS        1
+#endif
 
 typedef struct kl_block_s   kl_block_t;
 typedef struct kl_page_s    kl_page_t;
 typedef struct kl_segment_s kl_segment_t;
 typedef struct kl_heap_s    kl_heap_t;
 
-struct kl_block_s { kl_block_t *next; };
+/* A free block. Every block is at least 16 bytes, so the second word can
+ * mark it freed: free() stores page->free_key ^ address there and refuses a
+ * block that already carries the mark (a double free); malloc clears it
+ * when it hands the block out. A program cannot produce the mark by
+ * accident: the key is random per process and per page. */
+struct kl_block_s { kl_block_t *next; uintptr_t freed; };
 
 /* A page: blocks of one size. Owner-only fields first (the fast paths).
  * Invariant: used == blocks handed out - local frees - collected remote
@@ -55,6 +63,7 @@ struct kl_page_s {
   uint8_t    *start;            /* first block */
   size_t      carved;           /* bytes of blocks carved so far */
   uint64_t    div_magic;        /* 1 + (2^64-1) / block_size */
+  uintptr_t   free_key;         /* the double-free mark's key (see kl_block_s) */
   size_t      block_size;       /* huge: usable bytes of the one block */
   uint32_t    capacity;         /* blocks carved so far */
   uint32_t    reserved;         /* blocks that fit */

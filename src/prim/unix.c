@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -138,6 +139,18 @@ uint64_t kl_prim_clock_ms(void) {
 }
 
 _Noreturn void kl_prim_abort(void) { abort(); }
+
+uint64_t kl_prim_random(void) {
+  /* The kernel puts 16 random bytes on every process's stack (AT_RANDOM);
+   * mixing in the clock and an address keeps forks and re-execs apart. */
+  uint64_t r = 0;
+  const uint8_t *at = (const uint8_t *)getauxval(AT_RANDOM);
+  if (at) memcpy(&r, at + 8, sizeof r);   /* bytes 0-7 feed glibc's stack guard */
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  r ^= (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&r;
+  return r | 1;
+}
 
 static pthread_key_t thread_key;
 bool kl_prim_thread_key_init(void (*done)(void *)) {

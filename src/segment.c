@@ -266,6 +266,7 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_live, page->block_size, memory_order_relaxed);
   atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_total, page->block_size, memory_order_relaxed);
   if (zero && !is_zero) memset(page->start, 0, size);
+  ((kl_block_t *)page->start)->freed = 0;   /* a cached segment may hold an old mark */
   return page->start;
 }
 

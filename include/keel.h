@@ -72,6 +72,22 @@ size_t keel_usable_size(const void *p);
 /* The library's version as KEEL_VERSION encodes it (10000 for 1.0.0). */
 int keel_version(void);
 
+/* ---- options --------------------------------------------------------------
+ * Each option is also an environment variable (README): KEEL_ON_ERROR,
+ * KEEL_VERBOSE, KEEL_SHOW_STATS, KEEL_PURGE_DELAY. A value set here before
+ * keel's first use wins over the environment; set later, it applies from
+ * then on. */
+typedef enum keel_option_e {
+  KEEL_OPTION_ON_ERROR = 0,   /* 0 abort (default), 1 warn and ignore the call */
+  KEEL_OPTION_VERBOSE = 1,    /* 0 or 1 */
+  KEEL_OPTION_SHOW_STATS = 2, /* 0 or 1: print statistics at exit */
+  KEEL_OPTION_PURGE_DELAY = 3 /* milliseconds before free memory goes back to the OS */
+} keel_option_t;
+/* 0 on success; EINVAL for an unknown option or a value out of range. */
+int keel_option_set(keel_option_t option, long value);
+/* The value in force; -1 for an unknown option. */
+long keel_option_get(keel_option_t option);
+
 /* ---- statistics ----------------------------------------------------------
  * Counters are kept per thread without atomics on the fast paths and merged
  * when read. "In use" counts whole blocks (their usable size), so it is at

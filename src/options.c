@@ -4,7 +4,9 @@
  * stops the program. The README lists every option. */
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include "internal/internal.h"
+#include "keel.h"
 
 typedef struct { const char *name; long def; long min, max; bool is_bool; const char *words[2]; } desc_t;
 
@@ -16,6 +18,7 @@ static const desc_t descs[KL_OPT_COUNT] = {
 };
 
 static long values[KL_OPT_COUNT];
+static bool explicit_set[KL_OPT_COUNT];   /* set through keel_option_set: the environment yields */
 static _Atomic(int) inited;   /* 0 no, 1 yes; racing readers parse twice, harmlessly */
 
 static bool parse(const desc_t *d, const char *s, long *out) {
@@ -42,6 +45,7 @@ void kl_options_init(void) {
   if (kl_load_acquire(&inited)) return;
   for (int i = 0; i < KL_OPT_COUNT; i++) {
     const desc_t *d = &descs[i];
+    if (explicit_set[i]) continue;
     values[i] = d->def;
     const char *s = kl_prim_getenv(d->name);
     if (s == NULL || *s == '\0') continue;
@@ -61,4 +65,22 @@ void kl_options_init(void) {
 long kl_option(kl_option_t opt) {
   if (kl_unlikely(!kl_load_acquire(&inited))) kl_options_init();
   return values[opt];
+}
+
+_Static_assert((int)KEEL_OPTION_ON_ERROR == KL_OPT_ON_ERROR_WARN && (int)KEEL_OPTION_VERBOSE == KL_OPT_VERBOSE &&
+               (int)KEEL_OPTION_SHOW_STATS == KL_OPT_SHOW_STATS && (int)KEEL_OPTION_PURGE_DELAY == KL_OPT_PURGE_DELAY,
+               "public and internal option numbers agree");
+
+kl_public int keel_option_set(keel_option_t option, long value) {
+  if ((unsigned)option >= KL_OPT_COUNT) return EINVAL;
+  const desc_t *d = &descs[option];
+  if (value < d->min || value > d->max) return EINVAL;
+  values[option] = value;
+  explicit_set[option] = true;
+  return 0;
+}
+
+kl_public long keel_option_get(keel_option_t option) {
+  if ((unsigned)option >= KL_OPT_COUNT) return -1;
+  return kl_option((kl_option_t)option);
 }

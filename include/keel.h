@@ -72,6 +72,36 @@ size_t keel_usable_size(const void *p);
 /* The library's version as KEEL_VERSION encodes it (10000 for 1.0.0). */
 int keel_version(void);
 
+/* ---- first-class heaps ---------------------------------------------------
+ * A heap gathers blocks that die together (a parsed document, one request)
+ * so they can be freed at once, in time proportional to the heap's pages.
+ * Rules:
+ *  - a heap belongs to the thread that created it: only that thread may
+ *    allocate from it, destroy or delete it; any other thread gets an error
+ *    report (abort by default, NULL/no-op with KEEL_ON_ERROR=warn);
+ *  - a block from any heap is freed with keel_free or free, from any thread;
+ *    frees by other threads must happen before keel_heap_destroy starts
+ *    (after it, the blocks are gone: freeing one is a use after free);
+ *  - realloc (the standard one) of a heap block that must move allocates
+ *    the new block from the calling thread's default heap; keel_heap_realloc
+ *    keeps it in the heap;
+ *  - when the creating thread exits, its heaps' blocks stay valid (freed with
+ *    free), but the heap handles are dead.
+ * Impossible sizes behave as in keel_malloc (NULL, ENOMEM). */
+typedef struct keel_heap_s keel_heap_t;
+keel_heap_t *keel_heap_new(void);                     /* NULL and ENOMEM if out of memory */
+void  keel_heap_destroy(keel_heap_t *heap);           /* frees every block still in the heap, at once */
+void  keel_heap_delete(keel_heap_t *heap);            /* live blocks stay valid and move to the thread's default heap */
+KEEL_MALLOC_ATTR void *keel_heap_malloc(keel_heap_t *heap, size_t size);
+KEEL_MALLOC_ATTR void *keel_heap_calloc(keel_heap_t *heap, size_t count, size_t size);
+void *keel_heap_realloc(keel_heap_t *heap, void *p, size_t size);
+KEEL_MALLOC_ATTR void *keel_heap_aligned_alloc(keel_heap_t *heap, size_t alignment, size_t size);
+bool  keel_heap_contains(const keel_heap_t *heap, const void *p);  /* p is a live block of heap */
+/* Calls visit(block, usable_size, arg) once per live block, until it
+ * returns false. Returns false if a visit stopped it, true otherwise. */
+bool  keel_heap_visit(keel_heap_t *heap, bool (*visit)(void *block, size_t size, void *arg), void *arg);
+keel_heap_t *keel_heap_default(void);                 /* the calling thread's own heap */
+
 /* ---- options --------------------------------------------------------------
  * Each option is also an environment variable (README): KEEL_ON_ERROR,
  * KEEL_VERBOSE, KEEL_SHOW_STATS, KEEL_PURGE_DELAY. A value set here before

@@ -15,8 +15,7 @@
 #include "internal/internal.h"
 #include "keel.h"
 
-void *kl_malloc(size_t size) {
-  kl_heap_t *heap = kl_heap_get();
+kl_inline void *heap_malloc(kl_heap_t *heap, size_t size) {
   if (kl_likely(size <= KL_DIRECT_MAX)) {
     kl_page_t *page = heap->pages_direct[(size + 15) >> 4];
     kl_block_t *b = page->free;
@@ -42,6 +41,8 @@ void *kl_malloc(size_t size) {
   }
   return kl_malloc_generic(heap, size, 0, false);
 }
+
+void *kl_malloc(size_t size) { return heap_malloc(kl_heap_get(), size); }
 
 /* Counters of the calling thread's heap for the non-malloc entries; skipped
  * while the thread has none (its first call failed). */
@@ -141,4 +142,59 @@ kl_public int keel_posix_memalign(void **out, size_t alignment, size_t size) {
   if (p == NULL) return ENOMEM;
   *out = p;
   return 0;
+}
+
+/* ---- first-class heaps: allocation (lifecycle in heap.c) ----------------- */
+
+static bool heap_usable(const kl_heap_t *heap, const char *who) {
+  if (heap != NULL && heap->is_user && heap->thread_id == kl_prim_thread_id()) return true;
+  kl_error_bad_pointer(who, heap, "not a live heap of this thread (a heap belongs to the thread that made it)");
+  return false;
+}
+
+kl_public void *keel_heap_malloc(keel_heap_t *h, size_t size) {
+  kl_heap_t *heap = (kl_heap_t *)h;
+  if (!heap_usable(heap, "keel_heap_malloc")) { errno = EINVAL; return NULL; }
+  return heap_malloc(heap, size);
+}
+
+kl_public void *keel_heap_calloc(keel_heap_t *h, size_t count, size_t size) {
+  kl_heap_t *heap = (kl_heap_t *)h;
+  if (!heap_usable(heap, "keel_heap_calloc")) { errno = EINVAL; return NULL; }
+  size_t total;
+  if (kl_mul_overflow(count, size, &total)) { errno = ENOMEM; return NULL; }
+  if (total > KL_MEDIUM_MAX) return kl_malloc_generic(heap, total, 0, true);
+  void *p = heap_malloc(heap, total);
+  if (p != NULL) memset(p, 0, total);
+  return p;
+}
+
+kl_public void *keel_heap_aligned_alloc(keel_heap_t *h, size_t alignment, size_t size) {
+  kl_heap_t *heap = (kl_heap_t *)h;
+  if (!heap_usable(heap, "keel_heap_aligned_alloc")) { errno = EINVAL; return NULL; }
+  if (!kl_is_pow2(alignment)) { errno = EINVAL; return NULL; }
+  return alignment <= 16 ? heap_malloc(heap, size) : kl_malloc_generic(heap, size, alignment, false);
+}
+
+/* Like realloc, but a block that must move is allocated from `h`. */
+kl_public void *keel_heap_realloc(keel_heap_t *h, void *p, size_t size) {
+  kl_heap_t *heap = (kl_heap_t *)h;
+  if (!heap_usable(heap, "keel_heap_realloc")) { errno = EINVAL; return NULL; }
+  if (p == NULL) return heap_malloc(heap, size);
+  kl_segment_t *seg;
+  kl_page_t *page = kl_checked_page(p, &seg, "keel_heap_realloc");
+  if (page == NULL) { errno = EINVAL; return NULL; }
+  if (size == 0) { kl_free(p); return NULL; }
+  size_t usable = page->block_size;
+  if (seg->kind == KL_SEG_HUGE && size > KL_MEDIUM_MAX) {
+    void *q = kl_segment_huge_realloc(seg, size);
+    if (q != NULL) return q;
+  } else if (seg->kind != KL_SEG_HUGE && size <= usable && size >= usable / 2) {
+    return p;
+  }
+  void *q = heap_malloc(heap, size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, size < usable ? size : usable);
+  kl_free(p);
+  return q;
 }

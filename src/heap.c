@@ -9,6 +9,7 @@
  *  - heap structs come from OS chunks and are recycled through a lock-free
  *    stack, never unmapped: remote frees may write has_delayed through a
  *    stale pointer at any time. */
+#include <errno.h>
 #include <stddef.h>
 #include <string.h>
 #include "internal/internal.h"
@@ -168,12 +169,10 @@ static void abandon_queue(kl_page_queue_t *q) {
  * threads to adopt, and the heap struct is recycled. If the thread
  * allocates again afterwards (a later destructor), it simply gets a fresh
  * heap, and this runs again for that one. */
-void kl_heap_thread_done(void *arg) {
-  kl_heap_t *heap = arg;
-  if (heap == NULL || heap == &kl_heap_empty) return;
-  if (kl_heap_tls == heap) kl_heap_tls = &kl_heap_empty;
+static void abandon_heap(kl_heap_t *heap) {
   for (unsigned c = 0; c < KL_CLASS_COUNT; c++) abandon_queue(&heap->queues[c]);
   abandon_queue(&heap->full);
+  kl_segment_huge_sweep(heap, false, true);
   kl_segment_purge(heap, true);   /* nobody will come back for these soon */
   kl_segment_t *seg = heap->segments;
   while (seg != NULL) {
@@ -187,6 +186,22 @@ void kl_heap_thread_done(void *arg) {
   heap->purge_next = 0;
   kl_stats_sample(heap);
   kl_store_relaxed(&heap->has_delayed, 0);
+}
+
+void kl_heap_thread_done(void *arg) {
+  kl_heap_t *heap = arg;
+  if (heap == NULL || heap == &kl_heap_empty) return;
+  if (kl_heap_tls == heap) kl_heap_tls = &kl_heap_empty;
+  /* The thread's first-class heaps die with it: their blocks live on in
+   * abandoned segments; the handles fail from now on (thread_id 0). The
+   * structs are not recycled, since the program may still hold them. */
+  for (kl_heap_t *u = heap->users; u != NULL; u = u->user_next) {
+    abandon_heap(u);
+    u->thread_id = 0;
+    u->is_user = false;
+  }
+  heap->users = NULL;
+  abandon_heap(heap);
   pool_push_chain(heap, heap);
 }
 
@@ -208,6 +223,149 @@ bool kl_heap_is_valid(const kl_heap_t *heap) {
   }
   for (const kl_segment_t *s = heap->segments; s; s = s->next) {
     if (s->heap != heap || !kl_segment_is_valid(s)) return false;
+  }
+  return true;
+}
+
+/* ---- first-class heaps: lifecycle ---------------------------------------- */
+#include "keel.h"
+
+static kl_heap_t *default_heap(void) {
+  kl_heap_t *def = kl_heap_get();
+  return def != &kl_heap_empty ? def : kl_heap_init_thread();
+}
+
+static bool owned_here(const kl_heap_t *heap, const char *who) {
+  if (heap != NULL && heap->is_user && heap->thread_id == kl_prim_thread_id()) return true;
+  kl_error_bad_pointer(who, heap, "not a live heap of this thread (a heap belongs to the thread that made it)");
+  return false;
+}
+
+static void users_unlink(kl_heap_t *heap) {
+  kl_heap_t *parent = heap->parent;
+  if (heap->user_prev) heap->user_prev->user_next = heap->user_next; else parent->users = heap->user_next;
+  if (heap->user_next) heap->user_next->user_prev = heap->user_prev;
+  heap->user_next = heap->user_prev = NULL;
+}
+
+kl_public keel_heap_t *keel_heap_new(void) {
+  kl_heap_t *def = default_heap();
+  if (def == NULL) { errno = ENOMEM; return NULL; }
+  kl_heap_t *heap = heap_take();
+  if (heap == NULL) { errno = ENOMEM; return NULL; }
+  memset(heap, 0, offsetof(kl_heap_t, all_next));
+  for (size_t i = 0; i < KL_DIRECT_COUNT; i++) heap->pages_direct[i] = (kl_page_t *)&kl_page_empty;
+  heap->thread_id = def->thread_id;
+  heap->is_user = true;
+  heap->parent = def;
+  heap->user_next = def->users;
+  if (def->users) def->users->user_prev = heap;
+  def->users = heap;
+  return (keel_heap_t *)heap;
+}
+
+kl_public keel_heap_t *keel_heap_default(void) { return (keel_heap_t *)default_heap(); }
+
+static void destroy_queue(kl_heap_t *heap, kl_page_queue_t *q) {
+  kl_page_t *page = q->first;
+  while (page != NULL) {
+    kl_page_t *next = page->next;
+    /* Count the blocks that die with the page as freed (statistics). */
+    kl_page_collect(page);
+    heap->counters.frees[page->class_idx] += page->used;
+    page->next = page->prev = NULL;
+    kl_segment_page_free(page);
+    page = next;
+  }
+  q->first = q->last = NULL;
+}
+
+/* Every page goes back to its segment (and empty segments to the cache)
+ * without looking at a single block: O(pages). */
+kl_public void keel_heap_destroy(keel_heap_t *h) {
+  kl_heap_t *heap = (kl_heap_t *)h;
+  if (!owned_here(heap, "keel_heap_destroy")) return;
+  for (unsigned c = 0; c < KL_CLASS_COUNT; c++) destroy_queue(heap, &heap->queues[c]);
+  destroy_queue(heap, &heap->full);
+  kl_segment_huge_sweep(heap, true, false);
+  kl_segment_purge(heap, false);
+  /* Each segment went back with its last page. */
+  kl_assert(heap->segments == NULL);
+  users_unlink(heap);
+  heap->thread_id = 0;            /* a stale handle now fails owned_here */
+  heap->is_user = false;
+  pool_push_chain(heap, heap);
+}
+
+/* Live blocks stay valid: pages and segments move to the default heap. */
+kl_public void keel_heap_delete(keel_heap_t *h) {
+  kl_heap_t *heap = (kl_heap_t *)h;
+  if (!owned_here(heap, "keel_heap_delete")) return;
+  kl_heap_t *def = heap->parent;
+  for (unsigned c = 0; c < KL_CLASS_COUNT; c++) {
+    kl_page_t *page;
+    while ((page = heap->queues[c].first) != NULL) {
+      kl_heap_queue_remove(heap, page);
+      atomic_store_explicit(&page->heap, def, memory_order_relaxed);
+      kl_heap_queue_push_front(def, page);
+    }
+  }
+  kl_page_t *page;
+  while ((page = heap->full.first) != NULL) {
+    q_remove(&heap->full, page);
+    atomic_store_explicit(&page->heap, def, memory_order_relaxed);
+    q_push_front(&def->full, page);   /* stays parked; its notify bit now reaches def */
+  }
+  kl_store_relaxed(&def->has_delayed, 1);   /* a notice may have gone to the old heap */
+  while (heap->segments != NULL) kl_segment_transfer(heap->segments, def);
+  if (heap->purge_next && (def->purge_next == 0 || heap->purge_next < def->purge_next)) def->purge_next = heap->purge_next;
+  kl_segment_huge_sweep(heap, false, true);
+  users_unlink(heap);
+  heap->thread_id = 0;
+  heap->is_user = false;
+  pool_push_chain(heap, heap);
+}
+
+kl_public bool keel_heap_contains(const keel_heap_t *h, const void *p) {
+  const kl_heap_t *heap = (const kl_heap_t *)h;
+  kl_segment_t *seg = kl_segmap_lookup(p);
+  if (heap == NULL || seg == NULL) return false;
+  kl_page_t *page = kl_segment_page_of(seg, p);
+  if (seg->kind == KL_SEG_HUGE)
+    return seg->huge_heap == heap && kl_load_relaxed(&seg->huge_state) == 0 && p == page->start;
+  size_t off = (size_t)((const uint8_t *)p - page->start);
+  if (!page->in_use || kl_load_relaxed(&page->heap) != heap) return false;
+  if (off >= page->carved || off % page->block_size != 0) return false;
+  return ((const kl_block_t *)p)->freed != (page->free_key ^ (uintptr_t)p);
+}
+
+static bool visit_queue(kl_page_queue_t *q, bool (*visit)(void *, size_t, void *), void *arg) {
+  for (kl_page_t *page = q->first; page != NULL; page = page->next) {
+    kl_page_collect(page);
+    /* Mark free blocks in a bitmap (a 64 KiB page has at most 4096 blocks),
+     * then visit the carved blocks that are not marked. */
+    uint64_t freemap[((size_t)1 << KL_SMALL_PAGE_SHIFT) / 16 / 64] = { 0 };
+    for (kl_block_t *b = page->free; b != NULL; b = b->next) {
+      size_t i = (size_t)((uint8_t *)b - page->start) / page->block_size;
+      freemap[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+    for (uint32_t i = 0; i < page->capacity; i++) {
+      if (freemap[i / 64] & ((uint64_t)1 << (i % 64))) continue;
+      if (!visit(page->start + (size_t)i * page->block_size, page->block_size, arg)) return false;
+    }
+  }
+  return true;
+}
+
+kl_public bool keel_heap_visit(keel_heap_t *h, bool (*visit)(void *block, size_t size, void *arg), void *arg) {
+  kl_heap_t *heap = (kl_heap_t *)h;
+  if (!owned_here(heap, "keel_heap_visit") || visit == NULL) return true;
+  kl_segment_huge_sweep(heap, false, false);
+  for (unsigned c = 0; c < KL_CLASS_COUNT; c++) if (!visit_queue(&heap->queues[c], visit, arg)) return false;
+  if (!visit_queue(&heap->full, visit, arg)) return false;
+  for (kl_segment_t *seg = heap->huge; seg != NULL; seg = seg->next) {
+    if (kl_load_acquire(&seg->huge_state) != 0) continue;
+    if (!visit(seg->pages[0].start, seg->pages[0].block_size, arg)) return false;
   }
   return true;
 }

@@ -144,7 +144,11 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   unsigned c;
   if (align > 16) c = align <= KL_ALIGNED_CLASS_MAX ? kl_aligned_class(size, align) : KL_CLASS_COUNT;
   else c = size <= KL_MEDIUM_MAX ? kl_size_class(size) : KL_CLASS_COUNT;
-  if (c >= KL_CLASS_COUNT) return kl_segment_huge_alloc(size, align < 16 ? 16 : align, zero);
+  if (c >= KL_CLASS_COUNT) {
+    void *p = kl_segment_huge_alloc(size, align < 16 ? 16 : align, zero);
+    if (p != NULL && heap->is_user) kl_segment_huge_attach(heap, p);
+    return p;
+  }
   kl_page_t *page = page_find(heap, c);
   if (page == NULL) { errno = ENOMEM; return NULL; }
   kl_block_t *b = page->free;

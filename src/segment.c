@@ -253,6 +253,8 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   seg->used_pages = 1;
   seg->mapped_size = total;
   seg->block_offset = off;
+  seg->huge_heap = NULL;
+  kl_store_relaxed(&seg->huge_state, 2);     /* plain until a heap attaches it */
   kl_page_t *page = &seg->pages[0];
   page->in_use = 1;
   page->start = (uint8_t *)seg + off;
@@ -294,7 +296,8 @@ void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
     if (total < KL_SEGMENT_SIZE) total = KL_SEGMENT_SIZE;
     if (!kl_prim_resize_in_place(seg, old, total)) return page->start;
   } else if (!kl_prim_resize_in_place(seg, old, total)) {
-    if (off >= KL_SEGMENT_SIZE || !kl_os.has_remap) return NULL;
+    /* A heap's huge block is linked by address: copy instead of moving. */
+    if (off >= KL_SEGMENT_SIZE || !kl_os.has_remap || seg->huge_heap != NULL) return NULL;
     /* Grow geometrically when moving, so a realloc loop moves O(log n) times. */
     size_t want = total + total / 4;
     if (want < total) want = total;
@@ -318,6 +321,74 @@ void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
   page->block_size = page->carved = total - off;
   page->div_magic = UINT64_MAX / page->block_size + 1;
   return page->start;
+}
+
+/* ---- huge blocks of first-class heaps ------------------------------------ */
+
+static void huge_unlink(kl_heap_t *heap, kl_segment_t *seg) {
+  if (seg->prev) seg->prev->next = seg->next; else heap->huge = seg->next;
+  if (seg->next) seg->next->prev = seg->prev;
+  seg->next = seg->prev = NULL;
+  seg->huge_heap = NULL;
+}
+
+void kl_segment_huge_attach(kl_heap_t *heap, void *block) {
+  kl_segment_t *seg = kl_segmap_lookup(block);
+  seg->huge_heap = heap;
+  kl_store_relaxed(&seg->huge_state, 0);
+  seg->prev = NULL; seg->next = heap->huge;
+  if (heap->huge) heap->huge->prev = seg;
+  heap->huge = seg;
+}
+
+/* free() of a huge block, from any thread. A plain block is unmapped at
+ * once. A heap's block is marked freed (0 -> 1, acq_rel so the owner's
+ * sweep sees it and we see a concurrent detach) and unmapped by its owner:
+ * now if we are the owner, else at the owner's next sweep. */
+void kl_segment_huge_release(kl_segment_t *seg) {
+  int state = 0;
+  if (atomic_compare_exchange_strong_explicit(&seg->huge_state, &state, 1,
+        memory_order_acq_rel, memory_order_acquire)) {
+    kl_heap_t *heap = seg->huge_heap;
+    if (heap != NULL && heap->thread_id == kl_prim_thread_id()) {
+      huge_unlink(heap, seg);
+      kl_segment_huge_free(seg);
+    }
+    return;
+  }
+  kl_segment_huge_free(seg);     /* state 2: nobody else tracks it */
+}
+
+/* The owner's pass over its heap's huge blocks: reap those freed by other
+ * threads; with `destroy` free all; with `detach` turn the live ones plain
+ * (their blocks outlive the heap). */
+void kl_segment_huge_sweep(kl_heap_t *heap, bool destroy, bool detach) {
+  kl_segment_t *seg = heap->huge;
+  while (seg != NULL) {
+    kl_segment_t *next = seg->next;
+    int state = kl_load_acquire(&seg->huge_state);
+    if (destroy || state == 1) {
+      huge_unlink(heap, seg);
+      kl_segment_huge_free(seg);
+    } else if (detach) {
+      state = 0;
+      huge_unlink(heap, seg);
+      if (!atomic_compare_exchange_strong_explicit(&seg->huge_state, &state, 2,
+            memory_order_acq_rel, memory_order_acquire))
+        kl_segment_huge_free(seg);   /* freed by another thread meanwhile */
+    }
+    seg = next;
+  }
+}
+
+/* Move an owned segment to another heap of the same thread. */
+void kl_segment_transfer(kl_segment_t *seg, kl_heap_t *to) {
+  kl_heap_t *from = seg->heap;
+  bool had_free = seg->in_free_list;
+  free_list_remove(from, seg);
+  owned_remove(from, seg);
+  owned_add(to, seg);
+  if (had_free) free_list_add(to, seg);
 }
 
 /* ---- abandon and reclaim ------------------------------------------------- */

@@ -98,6 +98,12 @@ struct kl_segment_s {
   bool         is_zero;         /* fresh from the OS, never written */
   bool         is_purged;       /* in the cache, pages given back to the OS */
   uint64_t     purge_at;        /* in the cache: when to give its pages back (ms) */
+  /* Huge blocks of a first-class heap (keel_heap_*) stay on that heap's
+   * `huge` list (next/prev) so keel_heap_destroy can free them. State:
+   * 0 owned by huge_heap, 1 freed by some thread (the owner unlinks and
+   * unmaps it), 2 plain (no heap: whoever frees it unmaps it). */
+  kl_heap_t   *huge_heap;
+  _Atomic(int) huge_state;
   kl_page_t    pages[KL_MAX_PAGES];
 };
 _Static_assert(sizeof(kl_segment_t) <= KL_SEGMENT_HEADER, "segment header too big");
@@ -132,6 +138,11 @@ struct kl_heap_s {
   kl_segment_t   *free_segs[2];    /* small, medium: those with a free page */
   uint64_t        purge_next;      /* no dirty free page is due before this (ms) */
   kl_heap_t      *pool_next;       /* on the recycled-heap stack */
+  /* First-class heaps (keel_heap_new): is_user, the thread's default heap as
+   * parent, linked on the parent's `users`; `huge` lists their huge blocks. */
+  bool            is_user;
+  kl_heap_t      *parent, *users, *user_next, *user_prev;
+  kl_segment_t   *huge;
   /* Kept across recycling (kl_heap_init_thread clears only what is above). */
   kl_heap_t      *all_next;        /* every heap struct ever made (stats.c) */
   kl_counters_t   counters;

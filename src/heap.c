@@ -145,6 +145,7 @@ kl_heap_t *kl_heap_init_thread(void) {
   /* After kl_heap_tls is set: if the C library allocates while registering
    * (glibc does for high key numbers), that allocation finds this heap. */
   kl_prim_thread_register(heap);
+  kl_report_start();   /* once per process; a safe point: this heap is ready */
   return heap;
 }
 

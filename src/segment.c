@@ -228,6 +228,8 @@ void kl_segment_purge(kl_heap_t *heap, bool force) {
 
 /* ---- huge blocks -------------------------------------------------------- */
 
+static void huge_set_block(kl_segment_t *seg, size_t block);
+
 void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   if (size > KL_MAX_ALLOC || align > KL_MAX_ALLOC / 2) { errno = ENOMEM; return NULL; }
   /* The block sits after the header, on its alignment; a block aligned to
@@ -258,15 +260,13 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   kl_page_t *page = &seg->pages[0];
   page->in_use = 1;
   page->start = (uint8_t *)seg + off;
-  page->block_size = page->carved = total - off;
-  page->div_magic = UINT64_MAX / page->block_size + 1;
+  page->block_size = 0;
+  huge_set_block(seg, kl_align_up(off + size, kl_os.page_size) - off);
   page->free_key = kl_free_key_base ^ ((uintptr_t)page->start * 0x9e3779b97f4a7c15ull);
   page->capacity = page->reserved = page->used = 1;
   kl_segmap_set(seg, off >= KL_SEGMENT_SIZE);
   atomic_fetch_add_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&kl_os_stats.huge_allocs, 1, memory_order_relaxed);
-  atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_live, page->block_size, memory_order_relaxed);
-  atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_total, page->block_size, memory_order_relaxed);
   if (zero && !is_zero) memset(page->start, 0, size);
   ((kl_block_t *)page->start)->freed = 0;   /* a cached segment may hold an old mark */
   return page->start;
@@ -281,46 +281,53 @@ void kl_segment_huge_free(kl_segment_t *seg) {
   segment_give(seg, seg->mapped_size);
 }
 
-/* Resize a huge block without copying: shrink or grow the mapping in place,
- * or move it with mremap to a fresh 4 MiB-aligned reservation. NULL when
- * neither works (the caller copies). */
-void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
+/* The usable size of a huge block: what it asked for, rounded to OS pages.
+ * A block in a 4 MiB cache-sized segment leaves the rest untouched. */
+static void huge_set_block(kl_segment_t *seg, size_t block) {
   kl_page_t *page = &seg->pages[0];
-  size_t off = seg->block_offset, old = seg->mapped_size;
+  ptrdiff_t grew = (ptrdiff_t)block - (ptrdiff_t)page->block_size;
+  /* Relaxed: statistics. */
+  atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_live, (size_t)grew, memory_order_relaxed);
+  if (grew > 0) atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_total, (size_t)grew, memory_order_relaxed);
+  else atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_freed, (size_t)-grew, memory_order_relaxed);
+  page->block_size = page->carved = block;
+  page->div_magic = UINT64_MAX / block + 1;
+}
+
+/* Resize a huge block without copying: within its mapping, by growing or
+ * shrinking the mapping in place, or by moving it with mremap to a fresh
+ * 4 MiB-aligned reservation. NULL when none works (the caller copies). */
+void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
+  size_t off = seg->block_offset, old = seg->mapped_size, mapped = old;
   if (size > KL_MAX_ALLOC) return NULL;
-  size_t total = kl_align_up(off + size, kl_os.page_size);
-  if (total <= old) {
-    /* Shrinking: keep small differences; give back big tails. A 4 MiB
-     * segment stays whole so it can return to the cache. */
-    if (old == KL_SEGMENT_SIZE || total > old / 2 || !kl_os.has_remap) return page->start;
-    if (total < KL_SEGMENT_SIZE) total = KL_SEGMENT_SIZE;
-    if (!kl_prim_resize_in_place(seg, old, total)) return page->start;
-  } else if (!kl_prim_resize_in_place(seg, old, total)) {
+  size_t need = kl_align_up(off + size, kl_os.page_size);
+  if (need <= old) {
+    /* Give back a big tail, but never below 4 MiB: a cache-sized segment
+     * can go back to the cache when freed. */
+    if (old > KL_SEGMENT_SIZE && need < old / 2 && kl_os.has_remap) {
+      size_t keep = need < KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : need;
+      if (kl_prim_resize_in_place(seg, old, keep)) mapped = keep;
+    }
+  } else if (kl_prim_resize_in_place(seg, old, need)) {
+    mapped = need;
+  } else {
     /* A heap's huge block is linked by address: copy instead of moving. */
     if (off >= KL_SEGMENT_SIZE || !kl_os.has_remap || seg->huge_heap != NULL) return NULL;
     /* Grow geometrically when moving, so a realloc loop moves O(log n) times. */
-    size_t want = total + total / 4;
-    if (want < total) want = total;
-    want = kl_align_up(want, kl_os.page_size);
+    size_t want = kl_align_up(need + need / 4, kl_os.page_size);
     void *target = kl_prim_alloc_aligned(want, KL_SEGMENT_SIZE, 0);
     if (target == NULL) return NULL;
     if (!kl_prim_move(seg, old, target, want)) { kl_prim_free(target, want); return NULL; }
     kl_segmap_clear(seg, 0);
     seg = target;
     kl_segmap_set(seg, 0);
-    page = &seg->pages[0];
-    page->start = (uint8_t *)seg + off;
-    total = want;
+    seg->pages[0].start = (uint8_t *)seg + off;
+    mapped = want;
   }
-  kl_stats_mapped((ptrdiff_t)total - (ptrdiff_t)old);
-  ptrdiff_t grew = (ptrdiff_t)(total - off) - (ptrdiff_t)page->block_size;
-  atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_live, (size_t)grew, memory_order_relaxed);
-  if (grew > 0) atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_total, (size_t)grew, memory_order_relaxed);
-  else atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_freed, (size_t)-grew, memory_order_relaxed);
-  seg->mapped_size = total;
-  page->block_size = page->carved = total - off;
-  page->div_magic = UINT64_MAX / page->block_size + 1;
-  return page->start;
+  if (mapped != old) kl_stats_mapped((ptrdiff_t)mapped - (ptrdiff_t)old);
+  seg->mapped_size = mapped;
+  huge_set_block(seg, need - off);
+  return seg->pages[0].start;
 }
 
 /* ---- huge blocks of first-class heaps ------------------------------------ */

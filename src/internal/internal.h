@@ -118,4 +118,7 @@ kl_hidden void kl_stats_purged(ptrdiff_t delta);
 kl_hidden void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last);
 kl_hidden void kl_stats_sample(kl_heap_t *heap);
 kl_hidden void kl_stats_count_free_remote(unsigned class_idx);
+
+/* ---- report.c */
+kl_hidden void kl_report_start(void);   /* KEEL_REPORT: start sampling (safe point only) */
 #endif

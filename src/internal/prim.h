@@ -51,6 +51,17 @@ _Noreturn void kl_prim_abort(void);
 bool   kl_prim_thread_key_init(void (*done)(void *));
 void   kl_prim_thread_register(void *arg);
 
+/* Resident memory of this process in bytes (0 if unknown). No allocation. */
+size_t kl_prim_rss(void);
+/* Start a detached helper thread running fn(arg); false on failure. It
+ * may allocate (through keel), so call it only from a safe point. */
+bool   kl_prim_thread_start(void *(*fn)(void *), void *arg);
+/* Sleep for `ms` milliseconds. */
+void   kl_prim_sleep_ms(unsigned ms);
+/* Process id; run `child` in the child after fork() (registered once). */
+long   kl_prim_pid(void);
+bool   kl_prim_atfork_child(void (*child)(void));
+
 /* Unique per live thread, never 0, cheap (the TLS base register). */
 static inline uintptr_t kl_prim_thread_id(void) {
 #if defined(__x86_64__) || defined(__aarch64__)

@@ -7,6 +7,7 @@
  * pthread_setspecific use storage inside the thread descriptor for the first
  * keys (no allocation in glibc). */
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -157,3 +158,36 @@ bool kl_prim_thread_key_init(void (*done)(void *)) {
   return pthread_key_create(&thread_key, done) == 0;
 }
 void kl_prim_thread_register(void *arg) { pthread_setspecific(thread_key, arg); }
+
+size_t kl_prim_rss(void) {
+  int err = errno;
+  int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { errno = err; return 0; }
+  char buf[128];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  errno = err;
+  if (n <= 0) return 0;
+  buf[n] = '\0';
+  const char *p = strchr(buf, ' ');     /* second field: resident pages */
+  return p ? (size_t)strtoull(p + 1, NULL, 10) * os_page : 0;
+}
+
+bool kl_prim_thread_start(void *(*fn)(void *), void *arg) {
+  pthread_t t;
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return false;
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  bool ok = pthread_create(&t, &attr, fn, arg) == 0;
+  pthread_attr_destroy(&attr);
+  return ok;
+}
+
+void kl_prim_sleep_ms(unsigned ms) {
+  struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L };
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
+}
+
+long kl_prim_pid(void) { return (long)getpid(); }
+bool kl_prim_atfork_child(void (*child)(void)) { return pthread_atfork(NULL, NULL, child) == 0; }

@@ -20,7 +20,7 @@ kl_inline void *heap_malloc(kl_heap_t *heap, size_t size) {
     kl_page_t *page = heap->pages_direct[(size + 15) >> 4];
     kl_block_t *b = page->free;
     if (kl_likely(b != NULL)) {
-      page->free = b->next;
+      page->free = kl_block_next(page, b);
       b->freed = 0;
       page->used++;
       heap->counters.allocs[page->class_idx]++;
@@ -32,7 +32,7 @@ kl_inline void *heap_malloc(kl_heap_t *heap, size_t size) {
     kl_page_t *page = heap->queues[kl_size_class(size)].first;
     if (kl_likely(page != NULL && page->free != NULL)) {
       kl_block_t *b = page->free;
-      page->free = b->next;
+      page->free = kl_block_next(page, b);
       b->freed = 0;
       page->used++;
       heap->counters.allocs[page->class_idx]++;
@@ -74,7 +74,7 @@ void *kl_aligned(size_t align, size_t size) {
  * pointer (KEEL_ON_ERROR=warn returns; the default aborts). */
 kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *who) {
   kl_segment_t *seg = kl_segmap_lookup(p);
-  if (seg == NULL) { kl_error_bad_pointer(who, p, "not allocated by keel"); return NULL; }
+  if (seg == NULL) { kl_error_bad_pointer(who, p, "not allocated by keel, or already freed"); return NULL; }
   kl_page_t *page = kl_segment_page_of(seg, p);
   size_t off = (size_t)((const uint8_t *)p - page->start);
   if (off >= page->carved || off * page->div_magic >= page->div_magic) {
@@ -82,7 +82,7 @@ kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *wh
     return NULL;
   }
   if (seg->kind != KL_SEG_HUGE && ((const kl_block_t *)p)->freed == (page->free_key ^ (uintptr_t)p)) {
-    kl_error_bad_pointer(who, p, "already freed (use after free)");
+    kl_error_bad_pointer(who, p, "already freed (double free or use after free)");
     return NULL;
   }
   *seg_out = seg;
@@ -123,21 +123,21 @@ void *kl_realloc(void *p, size_t size, const char *who) {
 
 /* ---- keel_* API ---------------------------------------------------------- */
 
-kl_public void *keel_malloc(size_t size) { return kl_malloc(size); }
-kl_public void *keel_calloc(size_t count, size_t size) { return kl_calloc(count, size); }
-kl_public void *keel_realloc(void *p, size_t size) { return kl_realloc(p, size, "keel_realloc"); }
-kl_public size_t keel_usable_size(const void *p) { return kl_usable_size(p, "keel_usable_size"); }
+kl_public void *keel_malloc(size_t size) { return KL_MALLOC(size); }
+kl_public void *keel_calloc(size_t count, size_t size) { return KL_CALLOC(count, size); }
+kl_public void *keel_realloc(void *p, size_t size) { return KL_REALLOC(p, size, "keel_realloc"); }
+kl_public size_t keel_usable_size(const void *p) { return KL_USABLE(p, "keel_usable_size"); }
 kl_public int keel_version(void) { return KEEL_VERSION; }
 
 kl_public void *keel_aligned_alloc(size_t alignment, size_t size) {
   if (!kl_is_pow2(alignment)) { errno = EINVAL; return NULL; }
-  return kl_aligned(alignment, size);
+  return KL_ALIGNED(alignment, size);
 }
 
 kl_public int keel_posix_memalign(void **out, size_t alignment, size_t size) {
   if (!kl_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
   int err = errno;
-  void *p = kl_aligned(alignment, size);
+  void *p = KL_ALIGNED(alignment, size);
   errno = err;    /* posix_memalign reports through its result, not errno */
   if (p == NULL) return ENOMEM;
   *out = p;
@@ -155,7 +155,7 @@ static bool heap_usable(const kl_heap_t *heap, const char *who) {
 kl_public void *keel_heap_malloc(keel_heap_t *h, size_t size) {
   kl_heap_t *heap = (kl_heap_t *)h;
   if (!heap_usable(heap, "keel_heap_malloc")) { errno = EINVAL; return NULL; }
-  return heap_malloc(heap, size);
+  return KL_DBG_FINISH(heap_malloc(heap, KL_DBG_SIZE(size)), size, false);
 }
 
 kl_public void *keel_heap_calloc(keel_heap_t *h, size_t count, size_t size) {
@@ -163,23 +163,36 @@ kl_public void *keel_heap_calloc(keel_heap_t *h, size_t count, size_t size) {
   if (!heap_usable(heap, "keel_heap_calloc")) { errno = EINVAL; return NULL; }
   size_t total;
   if (kl_mul_overflow(count, size, &total)) { errno = ENOMEM; return NULL; }
-  if (total > KL_MEDIUM_MAX) return kl_malloc_generic(heap, total, 0, true);
-  void *p = heap_malloc(heap, total);
-  if (p != NULL) memset(p, 0, total);
-  return p;
+  if (KL_DBG_SIZE(total) > KL_MEDIUM_MAX)
+    return KL_DBG_FINISH(kl_malloc_generic(heap, KL_DBG_SIZE(total), 0, true), total, true);
+  void *p = heap_malloc(heap, KL_DBG_SIZE(total));
+  if (p != NULL) memset(p, 0, KL_DBG_SIZE(total));
+  return KL_DBG_FINISH(p, total, true);
 }
 
 kl_public void *keel_heap_aligned_alloc(keel_heap_t *h, size_t alignment, size_t size) {
   kl_heap_t *heap = (kl_heap_t *)h;
   if (!heap_usable(heap, "keel_heap_aligned_alloc")) { errno = EINVAL; return NULL; }
   if (!kl_is_pow2(alignment)) { errno = EINVAL; return NULL; }
-  return alignment <= 16 ? heap_malloc(heap, size) : kl_malloc_generic(heap, size, alignment, false);
+  size_t n = KL_DBG_SIZE(size);
+  return KL_DBG_FINISH(alignment <= 16 ? heap_malloc(heap, n) : kl_malloc_generic(heap, n, alignment, false), size, false);
 }
 
 /* Like realloc, but a block that must move is allocated from `h`. */
 kl_public void *keel_heap_realloc(keel_heap_t *h, void *p, size_t size) {
   kl_heap_t *heap = (kl_heap_t *)h;
   if (!heap_usable(heap, "keel_heap_realloc")) { errno = EINVAL; return NULL; }
+#if KL_DEBUG
+  /* Debug build: always move, so the canary and fill checks run. */
+  if (p == NULL) return keel_heap_malloc(h, size);
+  size_t old = kl_dbg_usable(p, "keel_heap_realloc");
+  if (size == 0) { kl_dbg_free(p, "keel_heap_realloc"); return NULL; }
+  void *q = keel_heap_malloc(h, size);
+  if (q == NULL) return NULL;
+  memcpy(q, p, old < size ? old : size);
+  kl_dbg_free(p, "keel_heap_realloc");
+  return q;
+#else
   if (p == NULL) return heap_malloc(heap, size);
   kl_segment_t *seg;
   kl_page_t *page = kl_checked_page(p, &seg, "keel_heap_realloc");
@@ -197,4 +210,5 @@ kl_public void *keel_heap_realloc(keel_heap_t *h, void *p, size_t size) {
   memcpy(q, p, size < usable ? size : usable);
   kl_free(p);
   return q;
+#endif
 }

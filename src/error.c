@@ -25,6 +25,14 @@ void kl_error_bad_pointer(const char *who, const void *p, const char *what) {
   if (!warn) kl_prim_abort();
 }
 
+#if KL_SECURE
+void kl_error_corrupt(const kl_page_t *page, const void *block) {
+  kl_message("keel: heap corruption: the free-list link in block %p (page of %zu-byte blocks) was overwritten\n",
+             block, page->block_size);
+  kl_prim_abort();   /* never follow a forged link, whatever KEEL_ON_ERROR says */
+}
+#endif
+
 #if KL_CHECKED
 void kl_assert_fail(const char *expr, const char *file, int line) {
   kl_message("keel: internal assertion failed: %s (%s:%d)\n", expr, file, line);

@@ -29,7 +29,7 @@ kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b)
   kl_stats_count_free_remote(page->class_idx);
   uintptr_t tf = kl_load_relaxed(&page->xthread_free);
   do {
-    b->next = (kl_block_t *)(tf & ~(uintptr_t)1);
+    kl_block_set_next(page, b, (kl_block_t *)(tf & ~(uintptr_t)1));
   } while (!kl_cas_weak(&page->xthread_free, &tf, (uintptr_t)b, memory_order_release));
   if (tf & 1) {
     /* Relaxed load: heap structs are never unmapped, a stale one gets a
@@ -62,7 +62,7 @@ void kl_free(void *p) {
   b->freed = mark;
 #endif
   if (kl_likely(kl_load_relaxed(&seg->thread_id) == kl_prim_thread_id())) {
-    b->next = page->local_free;
+    kl_block_set_next(page, b, page->local_free);
     page->local_free = b;
     kl_heap_get()->counters.frees[page->class_idx]++;
     if (kl_unlikely(--page->used == 0 || page->in_full)) free_local_slow(page);
@@ -71,12 +71,12 @@ void kl_free(void *p) {
   }
 }
 
-kl_public void keel_free(void *p) { kl_free(p); }
+kl_public void keel_free(void *p) { KL_FREE(p, "keel_free"); }
 kl_public void keel_free_sized(void *p, size_t size) {
 #if KL_CHECKED
   if (p != NULL && size > kl_usable_size(p, "keel_free_sized"))
     kl_error_bad_pointer("keel_free_sized", p, "size larger than the block");
 #endif
   (void)size;
-  kl_free(p);
+  KL_FREE(p, "keel_free_sized");
 }

@@ -346,7 +346,7 @@ static bool visit_queue(kl_page_queue_t *q, bool (*visit)(void *, size_t, void *
     /* Mark free blocks in a bitmap (a 64 KiB page has at most 4096 blocks),
      * then visit the carved blocks that are not marked. */
     uint64_t freemap[((size_t)1 << KL_SMALL_PAGE_SHIFT) / 16 / 64] = { 0 };
-    for (kl_block_t *b = page->free; b != NULL; b = b->next) {
+    for (kl_block_t *b = page->free; b != NULL; b = kl_block_next(page, b)) {
       size_t i = (size_t)((uint8_t *)b - page->start) / page->block_size;
       freemap[i / 64] |= (uint64_t)1 << (i % 64);
     }

@@ -23,32 +23,32 @@ static void *memalign_any(size_t align, size_t size) {
    * the next one instead of failing. */
   if (align > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
   if (!kl_is_pow2(align)) align = (size_t)1 << (kl_bsr(align) + 1);
-  return kl_aligned(align, size);
+  return KL_ALIGNED(align, size);
 }
 
-KL_API void *malloc(size_t size) { return kl_malloc(size); }
-KL_API void  free(void *p) { kl_free(p); }
-KL_API void *calloc(size_t n, size_t size) { return kl_calloc(n, size); }
-KL_API void *realloc(void *p, size_t size) { return kl_realloc(p, size, "realloc"); }
-KL_API void  cfree(void *p) { kl_free(p); }
-KL_API void  free_sized(void *p, size_t size) { (void)size; kl_free(p); }
-KL_API void  free_aligned_sized(void *p, size_t align, size_t size) { (void)align; (void)size; kl_free(p); }
+KL_API void *malloc(size_t size) { return KL_MALLOC(size); }
+KL_API void  free(void *p) { KL_FREE(p, "free"); }
+KL_API void *calloc(size_t n, size_t size) { return KL_CALLOC(n, size); }
+KL_API void *realloc(void *p, size_t size) { return KL_REALLOC(p, size, "realloc"); }
+KL_API void  cfree(void *p) { KL_FREE(p, "cfree"); }
+KL_API void  free_sized(void *p, size_t size) { (void)size; KL_FREE(p, "free_sized"); }
+KL_API void  free_aligned_sized(void *p, size_t align, size_t size) { (void)align; (void)size; KL_FREE(p, "free_aligned_sized"); }
 
 KL_API void *reallocarray(void *p, size_t n, size_t size) {
   size_t total;
   if (kl_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
-  return kl_realloc(p, total, "reallocarray");
+  return KL_REALLOC(p, total, "reallocarray");
 }
 
 KL_API void *aligned_alloc(size_t align, size_t size) {
   if (!kl_is_pow2(align)) { errno = EINVAL; return NULL; }
-  return kl_aligned(align, size);
+  return KL_ALIGNED(align, size);
 }
 
 KL_API int posix_memalign(void **out, size_t align, size_t size) {
   if (!kl_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
   int err = errno;
-  void *p = kl_aligned(align, size);
+  void *p = KL_ALIGNED(align, size);
   errno = err;
   if (p == NULL) return ENOMEM;
   *out = p;
@@ -56,20 +56,20 @@ KL_API int posix_memalign(void **out, size_t align, size_t size) {
 }
 
 KL_API void *memalign(size_t align, size_t size) { return memalign_any(align, size); }
-KL_API void *valloc(size_t size) { return kl_aligned(kl_os.page_size, size); }
+KL_API void *valloc(size_t size) { return KL_ALIGNED(kl_os.page_size, size); }
 KL_API void *pvalloc(size_t size) {
   size_t ps = kl_os.page_size, rounded;
   if (kl_add_overflow(size, ps - 1, &rounded)) { errno = ENOMEM; return NULL; }
   rounded &= ~(ps - 1);
-  return kl_aligned(ps, rounded ? rounded : ps);
+  return KL_ALIGNED(ps, rounded ? rounded : ps);
 }
-KL_API size_t malloc_usable_size(void *p) { return kl_usable_size(p, "malloc_usable_size"); }
+KL_API size_t malloc_usable_size(void *p) { return KL_USABLE(p, "malloc_usable_size"); }
 
 /* glibc's internal names: libc itself and some libraries call these. */
-KL_API void *__libc_malloc(size_t size) { return kl_malloc(size); }
-KL_API void  __libc_free(void *p) { kl_free(p); }
-KL_API void *__libc_calloc(size_t n, size_t size) { return kl_calloc(n, size); }
-KL_API void *__libc_realloc(void *p, size_t size) { return kl_realloc(p, size, "realloc"); }
+KL_API void *__libc_malloc(size_t size) { return KL_MALLOC(size); }
+KL_API void  __libc_free(void *p) { KL_FREE(p, "free"); }
+KL_API void *__libc_calloc(size_t n, size_t size) { return KL_CALLOC(n, size); }
+KL_API void *__libc_realloc(void *p, size_t size) { return KL_REALLOC(p, size, "realloc"); }
 KL_API void *__libc_memalign(size_t align, size_t size) { return memalign_any(align, size); }
 KL_API void *__libc_valloc(size_t size) { return valloc(size); }
 KL_API void *__libc_pvalloc(size_t size) { return pvalloc(size); }

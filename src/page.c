@@ -18,6 +18,11 @@ uint8_t *kl_page_area(const kl_segment_t *seg, const kl_page_t *page, size_t *si
   size_t psize = (size_t)1 << seg->page_shift;
   uint8_t *start = (uint8_t *)seg + (size_t)page->index * psize;
   if (page->index == 0) { start += KL_SEGMENT_HEADER; psize -= KL_SEGMENT_HEADER; }
+#if KL_SECURE
+  /* Guard pages (segment.c): after the header, and at the end of each page. */
+  if (page->index == 0) { start += kl_os.page_size; psize -= kl_os.page_size; }
+  psize -= kl_os.page_size;
+#endif
   *size = psize;
   return start;
 }
@@ -32,6 +37,9 @@ void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t
   page->free = page->local_free = NULL;
   page->div_magic = UINT64_MAX / block_size + 1;
   page->free_key = kl_free_key_base ^ ((uintptr_t)page->start * 0x9e3779b97f4a7c15ull);
+#if KL_SECURE
+  page->list_key = (uintptr_t)kl_prim_random() & ~(uintptr_t)15;
+#endif
   kl_store_relaxed(&page->xthread_free, 0);
 }
 
@@ -43,9 +51,30 @@ static void page_extend(kl_page_t *page) {
   if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
   uint8_t *first = page->start + (size_t)page->capacity * bs;
   uint8_t *p = first;
-  for (uint32_t i = 1; i < n; i++, p += bs) ((kl_block_t *)p)->next = (kl_block_t *)(p + bs);
-  ((kl_block_t *)p)->next = page->free;
+#if KL_SECURE
+  /* Secure build: hand the new blocks out in a random order, so the
+   * distance between two allocations tells an attacker nothing. */
+  kl_block_t *head = page->free;
+  uint32_t order[KL_EXTEND_BYTES / 16];
+  uint64_t r = kl_prim_random();
+  for (uint32_t i = 0; i < n; i++) order[i] = i;
+  for (uint32_t i = n; i > 1; i--) {
+    r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+    uint32_t j = (uint32_t)(r % i), t = order[i - 1];
+    order[i - 1] = order[j]; order[j] = t;
+  }
+  for (uint32_t i = 0; i < n; i++) {
+    kl_block_t *b = (kl_block_t *)(first + (size_t)order[i] * bs);
+    kl_block_set_next(page, b, head);
+    head = b;
+  }
+  page->free = head;
+  (void)p;
+#else
+  for (uint32_t i = 1; i < n; i++, p += bs) kl_block_set_next(page, (kl_block_t *)p, (kl_block_t *)(p + bs));
+  kl_block_set_next(page, (kl_block_t *)p, page->free);
   page->free = (kl_block_t *)first;
+#endif
   page->capacity += n;
   page->carved = (size_t)page->capacity * bs;
 }
@@ -54,9 +83,9 @@ void kl_page_collect(kl_page_t *page) {
   if (page->local_free != NULL) {
     if (page->free == NULL) page->free = page->local_free;
     else {
-      kl_block_t *tail = page->local_free;
-      while (tail->next) tail = tail->next;
-      tail->next = page->free;
+      kl_block_t *tail = page->local_free, *n;
+      while ((n = kl_block_next(page, tail)) != NULL) tail = n;
+      kl_block_set_next(page, tail, page->free);
       page->free = page->local_free;
     }
     page->local_free = NULL;
@@ -69,9 +98,9 @@ void kl_page_collect(kl_page_t *page) {
   kl_block_t *head = (kl_block_t *)(tf & ~(uintptr_t)1);
   if (head == NULL) return;
   uint32_t n = 1;
-  kl_block_t *tail = head;
-  while (tail->next) { tail = tail->next; n++; }
-  tail->next = page->free;
+  kl_block_t *tail = head, *nx;
+  while ((nx = kl_block_next(page, tail)) != NULL) { tail = nx; n++; }
+  kl_block_set_next(page, tail, page->free);
   page->free = head;
   kl_assert(page->used >= n);
   page->used -= n;
@@ -98,6 +127,9 @@ static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
   size_t area;
   page->start = kl_page_area(seg, page, &area);
   kl_page_init(page, bs, c, area);
+#if KL_DEBUG
+  memset(page->start, 0, area);   /* no old fill pattern may look like a freed block */
+#endif
   /* Relaxed: read by remote frees only to decide whom to nudge. */
   atomic_store_explicit(&page->heap, heap, memory_order_relaxed);
   atomic_fetch_add_explicit(&kl_os_stats.pages[c], 1, memory_order_relaxed);
@@ -136,7 +168,10 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   }
   /* Every 64th slow call publishes this heap's bytes in use (peak tracking). */
   if ((++heap->counters.slow_calls & 63) == 0) kl_stats_sample(heap);
-#if KL_CHECKED
+#if KL_DEBUG
+  /* Debug build: walk every structure on every slow-path entry. */
+  if (!kl_heap_is_valid(heap)) kl_error_bad_pointer("malloc", heap, "heap structures are corrupt (invariant walk failed)");
+#elif KL_CHECKED
   /* The walk is O(heap); every 256th call keeps big checked runs bounded. */
   if ((heap->counters.slow_calls & 255) == 1) kl_assert(kl_heap_is_valid(heap));
 #endif
@@ -152,7 +187,7 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   kl_page_t *page = page_find(heap, c);
   if (page == NULL) { errno = ENOMEM; return NULL; }
   kl_block_t *b = page->free;
-  page->free = b->next;
+  page->free = kl_block_next(page, b);
   b->freed = 0;
   page->used++;
   heap->counters.allocs[c]++;
@@ -164,12 +199,12 @@ bool kl_page_is_valid(const kl_page_t *page) {
   if (!page->in_use) return true;
   if (page->capacity > page->reserved || page->used > page->capacity) return false;
   uint32_t n = 0;
-  for (const kl_block_t *b = page->free; b; b = b->next) {
+  for (const kl_block_t *b = page->free; b; b = kl_block_next(page, b)) {
     size_t off = (size_t)((const uint8_t *)b - page->start);
     if (off >= page->carved || off % page->block_size) return false;
     if (++n > page->capacity) return false;
   }
-  for (const kl_block_t *b = page->local_free; b; b = b->next) {
+  for (const kl_block_t *b = page->local_free; b; b = kl_block_next(page, b)) {
     size_t off = (size_t)((const uint8_t *)b - page->start);
     if (off >= page->carved || off % page->block_size) return false;
     if (++n > page->capacity) return false;

@@ -55,6 +55,25 @@ static void cache_purge_expired(bool all) {
 
 void kl_segment_cache_purge(void) { cache_purge_expired(true); }
 
+#if KL_SECURE
+/* Secure build: no cache (a segment's guard pages depend on its kind) and
+ * a random address for every segment, so heap addresses are not guessable. */
+static kl_segment_t *segment_take(bool *is_zero) {
+  uint64_t r = kl_prim_random();
+  void *hint = (void *)(uintptr_t)(((r % ((uint64_t)1 << 23)) + ((uint64_t)1 << 20)) << KL_SEGMENT_SHIFT);
+  kl_segment_t *s = kl_prim_alloc_aligned_hint(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, hint);
+  if (s == NULL) return NULL;
+  kl_stats_mapped((ptrdiff_t)KL_SEGMENT_SIZE);
+  *is_zero = true;
+  return s;
+}
+static void segment_give(kl_segment_t *seg, size_t mapped) {
+  kl_prim_free(seg, mapped);
+  kl_stats_mapped(-(ptrdiff_t)mapped);
+}
+#define KL_GUARD kl_os.page_size
+#else
+#define KL_GUARD ((size_t)0)
 static kl_segment_t *segment_take(bool *is_zero) {
   cache_purge_expired(false);
   for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
@@ -95,6 +114,7 @@ static void segment_give(kl_segment_t *seg, size_t mapped) {
   kl_prim_free(seg, mapped);
   kl_stats_mapped(-(ptrdiff_t)mapped);
 }
+#endif
 
 /* ---- small and medium segments ----------------------------------------- */
 
@@ -132,6 +152,13 @@ static kl_segment_t *segment_new(kl_heap_t *heap, kl_segkind_t kind) {
   seg->mapped_size = KL_SEGMENT_SIZE;
   seg->is_zero = is_zero;
   for (uint32_t i = 0; i < seg->page_count; i++) seg->pages[i].index = (uint8_t)i;
+#if KL_SECURE
+  /* Guard pages: one between the header and the first blocks, one at the
+   * end of every page, so a linear overflow faults instead of spilling. */
+  kl_prim_protect((uint8_t *)seg + KL_SEGMENT_HEADER, KL_GUARD);
+  for (uint32_t i = 0; i < seg->page_count; i++)
+    kl_prim_protect((uint8_t *)seg + ((size_t)(i + 1) << seg->page_shift) - KL_GUARD, KL_GUARD);
+#endif
   /* Relaxed: only this thread compares against its own id (see types.h). */
   kl_store_relaxed(&seg->thread_id, heap->thread_id);
   owned_add(heap, seg);
@@ -234,8 +261,8 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   if (size > KL_MAX_ALLOC || align > KL_MAX_ALLOC / 2) { errno = ENOMEM; return NULL; }
   /* The block sits after the header, on its alignment; a block aligned to
    * 4 MiB or more sits exactly one unit in, marked 2 in the segment map. */
-  size_t off = align >= KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : kl_align_up(KL_SEGMENT_HEADER, align);
-  size_t total = kl_align_up(off + size, kl_os.page_size);
+  size_t off = align >= KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : kl_align_up(KL_SEGMENT_HEADER + KL_GUARD, align);
+  size_t total = kl_align_up(off + size, kl_os.page_size) + KL_GUARD;
   kl_segment_t *seg;
   bool is_zero;
   if (total <= KL_SEGMENT_SIZE) {
@@ -262,6 +289,10 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   page->start = (uint8_t *)seg + off;
   page->block_size = 0;
   huge_set_block(seg, kl_align_up(off + size, kl_os.page_size) - off);
+#if KL_SECURE
+  kl_prim_protect((uint8_t *)seg + KL_SEGMENT_HEADER, KL_GUARD);   /* off leaves room for it */
+  kl_prim_protect(page->start + page->block_size, KL_GUARD);       /* right after the block */
+#endif
   page->free_key = kl_free_key_base ^ ((uintptr_t)page->start * 0x9e3779b97f4a7c15ull);
   page->capacity = page->reserved = page->used = 1;
   kl_segmap_set(seg, off >= KL_SEGMENT_SIZE);
@@ -299,7 +330,7 @@ static void huge_set_block(kl_segment_t *seg, size_t block) {
  * 4 MiB-aligned reservation. NULL when none works (the caller copies). */
 void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
   size_t off = seg->block_offset, old = seg->mapped_size, mapped = old;
-  if (size > KL_MAX_ALLOC) return NULL;
+  if (size > KL_MAX_ALLOC || KL_SECURE) return NULL;   /* secure: guard pages stay put; copy */
   size_t need = kl_align_up(off + size, kl_os.page_size);
   if (need <= old) {
     /* Give back a big tail, but never below 4 MiB: a cache-sized segment

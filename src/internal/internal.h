@@ -50,6 +50,55 @@ kl_inline kl_segment_t *kl_segmap_lookup(const void *p) {
   return NULL;
 }
 
+/* ---- free-list links. The secure build stores each link XOR the page's
+ * list_key: a link overwritten by an overflow decodes to an address outside
+ * the page, which is reported instead of followed. */
+#if KL_SECURE
+kl_hidden void kl_error_corrupt(const kl_page_t *page, const void *block);
+kl_inline kl_block_t *kl_block_next(const kl_page_t *page, const kl_block_t *b) {
+  kl_block_t *n = (kl_block_t *)((uintptr_t)b->next ^ page->list_key);
+  size_t off = (size_t)((uint8_t *)n - page->start);
+  if (kl_unlikely(n != NULL && (off >= page->carved || off * page->div_magic >= page->div_magic)))
+    kl_error_corrupt(page, b);
+  return n;
+}
+kl_inline void kl_block_set_next(const kl_page_t *page, kl_block_t *b, kl_block_t *n) {
+  b->next = (kl_block_t *)((uintptr_t)n ^ page->list_key);
+}
+#else
+#define kl_block_next(page, b)        ((void)(page), (b)->next)
+#define kl_block_set_next(page, b, n) ((void)(page), (b)->next = (n))
+#endif
+
+/* ---- debug.c: the debug build's checks wrap the API entry points */
+#if KL_DEBUG
+kl_hidden void *kl_dbg_malloc(size_t size);
+kl_hidden void *kl_dbg_calloc(size_t count, size_t size);
+kl_hidden void *kl_dbg_realloc(void *p, size_t size, const char *who);
+kl_hidden void *kl_dbg_aligned(size_t align, size_t size);
+kl_hidden void  kl_dbg_free(void *p, const char *who);
+kl_hidden size_t kl_dbg_usable(const void *p, const char *who);
+kl_hidden size_t kl_dbg_size(size_t size);                 /* bytes to ask for */
+kl_hidden void *kl_dbg_finish(void *p, size_t size, bool zero);
+#define KL_MALLOC(n)          kl_dbg_malloc(n)
+#define KL_CALLOC(c, n)       kl_dbg_calloc(c, n)
+#define KL_REALLOC(p, n, who) kl_dbg_realloc(p, n, who)
+#define KL_ALIGNED(a, n)      kl_dbg_aligned(a, n)
+#define KL_FREE(p, who)       kl_dbg_free(p, who)
+#define KL_USABLE(p, who)     kl_dbg_usable(p, who)
+#define KL_DBG_SIZE(n)        kl_dbg_size(n)
+#define KL_DBG_FINISH(p, n, z) kl_dbg_finish(p, n, z)
+#else
+#define KL_MALLOC(n)          kl_malloc(n)
+#define KL_CALLOC(c, n)       kl_calloc(c, n)
+#define KL_REALLOC(p, n, who) kl_realloc(p, n, who)
+#define KL_ALIGNED(a, n)      kl_aligned(a, n)
+#define KL_FREE(p, who)       kl_free(p)
+#define KL_USABLE(p, who)     kl_usable_size(p, who)
+#define KL_DBG_SIZE(n)        (n)
+#define KL_DBG_FINISH(p, n, z) (p)
+#endif
+
 /* ---- segment.c */
 kl_inline kl_page_t *kl_segment_page_of(kl_segment_t *seg, const void *p) {
   return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];

@@ -24,6 +24,10 @@ size_t kl_prim_page_size(void);
 /* Map `size` bytes of zeroed read-write memory whose address A satisfies
  * (A + offset) % align == 0. NULL on failure. */
 void  *kl_prim_alloc_aligned(size_t size, size_t align, size_t offset);
+/* Same, trying `hint` first (the secure build's random segment addresses). */
+void  *kl_prim_alloc_aligned_hint(size_t size, size_t align, void *hint);
+/* Make a range inaccessible (guard pages). */
+bool   kl_prim_protect(void *addr, size_t size);
 /* Unmap a range (or part of one) obtained above. */
 bool   kl_prim_free(void *addr, size_t size);
 /* Give the pages back to the OS; the range stays mapped and reads as zero. */

@@ -19,7 +19,7 @@
 #define KL_MEDIUM_PAGE_SHIFT  19
 #define KL_HUGE_PAGE_SHIFT    63                /* (p - segment) >> 63 == 0 */
 #define KL_MAX_PAGES          (KL_SEGMENT_SIZE >> KL_SMALL_PAGE_SHIFT)   /* 64 */
-#define KL_SEGMENT_HEADER     ((size_t)8192)    /* >= sizeof(kl_segment_t), 4 KiB multiple */
+#define KL_SEGMENT_HEADER     ((size_t)12288)   /* >= sizeof(kl_segment_t), 4 KiB multiple */
 #define KL_SMALL_MAX          ((size_t)8192)
 #define KL_MEDIUM_MAX         ((size_t)128 * 1024)
 #define KL_DIRECT_MAX         ((size_t)1024)    /* sizes served by heap->pages_direct */
@@ -31,6 +31,12 @@
 #define KL_SEGMENT_CACHE      8                 /* freed 4 MiB segments kept for reuse */
 #define KL_RECLAIM_MAX        64                /* abandoned segments adopted per visit */
 #define KL_MAX_ALLOC          ((size_t)PTRDIFF_MAX - 2 * KL_SEGMENT_SIZE)
+#ifndef KL_SECURE           /* the secure build (libkeel-secure.so) */
+#define KL_SECURE             0
+#endif
+#ifndef KL_DEBUG            /* the debug build (libkeel-debug.so) */
+#define KL_DEBUG              0
+#endif
 #ifndef KL_FREE_CHECKS      /* reject foreign, interior and double frees (default on) */
 #define KL_FREE_CHECKS        1
 #endif
@@ -64,6 +70,7 @@ struct kl_page_s {
   size_t      carved;           /* bytes of blocks carved so far */
   uint64_t    div_magic;        /* 1 + (2^64-1) / block_size */
   uintptr_t   free_key;         /* the double-free mark's key (see kl_block_s) */
+  uintptr_t   list_key;         /* secure build: free-list links are XORed with it */
   size_t      block_size;       /* huge: usable bytes of the one block */
   uint32_t    capacity;         /* blocks carved so far */
   uint32_t    reserved;         /* blocks that fit */

@@ -61,12 +61,12 @@ static void *map(void *hint, size_t size) {
   return p == MAP_FAILED ? NULL : p;
 }
 
-void *kl_prim_alloc_aligned(size_t size, size_t align, size_t offset) {
+static void *alloc_aligned(size_t size, size_t align, size_t offset, void *hint) {
   /* Over-map by `align`, then trim both ends: one mmap and up to two munmaps,
    * and the result never depends on where the kernel put earlier maps. */
   size_t total;
   if (kl_add_overflow(size, align, &total)) return NULL;
-  uint8_t *raw = map(NULL, total);
+  uint8_t *raw = map(hint, total);
   if (raw == NULL) return NULL;
   uintptr_t a = kl_align_up((uintptr_t)raw + offset, align) - offset;
   if (a < (uintptr_t)raw) a += align;
@@ -75,6 +75,21 @@ void *kl_prim_alloc_aligned(size_t size, size_t align, size_t offset) {
   if (head) munmap(raw, head);
   if (tail) munmap((uint8_t *)a + size, tail);
   return (void *)a;
+}
+
+void *kl_prim_alloc_aligned(size_t size, size_t align, size_t offset) {
+  return alloc_aligned(size, align, offset, NULL);
+}
+
+void *kl_prim_alloc_aligned_hint(size_t size, size_t align, void *hint) {
+  return alloc_aligned(size, align, 0, hint);
+}
+
+bool kl_prim_protect(void *addr, size_t size) {
+  int err = errno;
+  bool ok = mprotect(addr, size, PROT_NONE) == 0;
+  errno = err;
+  return ok;
 }
 
 bool kl_prim_free(void *addr, size_t size) {

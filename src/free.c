@@ -43,12 +43,7 @@ static kl_noinline void free_bad(const void *p, const char *what) {
   kl_error_bad_pointer("free", p, what);
 }
 
-void kl_free(void *p) {
-  kl_segment_t *seg = kl_segmap_lookup(p);
-  if (kl_unlikely(seg == NULL)) {
-    if (p != NULL) free_bad(p, "not allocated by keel, or already freed");
-    return;
-  }
+kl_inline void kl_free_at(kl_segment_t *seg, void *p) {
   kl_page_t *page = kl_segment_page_of(seg, p);
   kl_block_t *b = (kl_block_t *)p;
 #if KL_FREE_CHECKS
@@ -69,6 +64,17 @@ void kl_free(void *p) {
   } else {
     kl_free_slow(seg, page, b);
   }
+}
+
+static kl_noinline void free_unusual(void *p, unsigned v) {
+  if (v == 2) { kl_free_at((kl_segment_t *)(((uintptr_t)p & ~(uintptr_t)(KL_SEGMENT_SIZE - 1)) - KL_SEGMENT_SIZE), p); return; }
+  if (p != NULL) free_bad(p, "not allocated by keel, or already freed");
+}
+
+void kl_free(void *p) {
+  unsigned v = kl_segmap_byte(p);
+  if (kl_unlikely(v != 1)) { free_unusual(p, v); return; }   /* NULL, foreign, or a 4 MiB-aligned huge block */
+  kl_free_at((kl_segment_t *)((uintptr_t)p & ~(uintptr_t)(KL_SEGMENT_SIZE - 1)), p);
 }
 
 kl_public void keel_free(void *p) { KL_FREE(p, "keel_free"); }

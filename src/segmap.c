@@ -1,8 +1,10 @@
 /* segmap.c — which 4 MiB units of the address space hold keel segments.
  *
- * 2 bits per unit of the 48-bit address space: 2^26 units, 16 MiB of .bss
- * that the OS backs with zero pages until a segment lives in that range (a
- * 4 MiB segment touches one 8-byte word). Values:
+ * One byte per unit of the user address space (47 bits on x86-64: 2^25
+ * units, 32 MiB of .bss that the OS backs with zero pages until a segment
+ * lives in that range; a 4 MiB segment touches one byte). A byte, not two
+ * bits, because free() reads it on every call: load and compare, no shifts.
+ * Values:
  *   0  not keel's: free() of such a pointer is a bad free
  *   1  a segment starts at this unit
  *   2  the segment started one unit earlier (a huge block aligned to 4 MiB
@@ -11,18 +13,12 @@
  * interior pointer of a huge block reads 0 and is reported. */
 #include "internal/internal.h"
 
-_Atomic(uint64_t) kl_segmap[KL_MAP_UNITS / 32];
+_Atomic(uint8_t) kl_segmap[KL_MAP_UNITS];
 
-static void set_unit(uintptr_t unit, uint64_t value) {
-  if (unit >= KL_MAP_UNITS) return;
-  _Atomic(uint64_t) *w = &kl_segmap[unit >> 5];
-  unsigned shift = (unsigned)(unit & 31) * 2;
-  uint64_t old = kl_load_relaxed(w), upd;
-  /* Release: a thread that later reads this bit through a pointer it got
+static void set_unit(uintptr_t unit, uint8_t value) {
+  /* Release: a thread that later reads this byte through a pointer it got
    * from us must also see the initialized segment header. */
-  do {
-    upd = (old & ~((uint64_t)3 << shift)) | (value << shift);
-  } while (!kl_cas_weak(w, &old, upd, memory_order_release));
+  if (unit < KL_MAP_UNITS) kl_store_release(&kl_segmap[unit], value);
 }
 
 void kl_segmap_set(const kl_segment_t *seg, uintptr_t block_unit_back) {

@@ -32,21 +32,25 @@ kl_inline unsigned kl_size_class(size_t size) {
 }
 kl_hidden unsigned kl_aligned_class(size_t size, size_t align); /* KL_CLASS_COUNT if none */
 
-/* ---- segmap.c: 2 bits per 4 MiB unit: 0 none, 1 segment start, 2 start one unit back */
+/* ---- segmap.c: one byte per 4 MiB unit: 0 none, 1 segment start, 2 start one unit back */
 #define KL_MAP_UNITS ((uintptr_t)1 << (KL_ADDR_BITS - KL_SEGMENT_SHIFT))
-extern _Atomic(uint64_t) kl_segmap[KL_MAP_UNITS / 32] kl_hidden;
+extern _Atomic(uint8_t) kl_segmap[KL_MAP_UNITS] kl_hidden;
 kl_hidden void kl_segmap_set(const kl_segment_t *seg, uintptr_t block_unit_back);
 kl_hidden void kl_segmap_clear(const kl_segment_t *seg, uintptr_t block_unit_back);
-/* The segment holding the block that starts at p, or NULL if p is not in
- * memory keel handed out. Relaxed load: whoever frees p obtained it after the
- * allocation that set the bits, through the program's own synchronization. */
-kl_inline kl_segment_t *kl_segmap_lookup(const void *p) {
+/* The map's byte for p: 1 for the start unit of a segment (the common case,
+ * then the segment is p masked), 2 one unit further, 0 not keel's. Relaxed:
+ * whoever frees p obtained it after the allocation that set the byte,
+ * through the program's own synchronization. */
+kl_inline unsigned kl_segmap_byte(const void *p) {
   uintptr_t u = (uintptr_t)p >> KL_SEGMENT_SHIFT;
-  if (kl_unlikely(u >= KL_MAP_UNITS)) return NULL;
-  uint64_t w = kl_load_relaxed(&kl_segmap[u >> 5]);
-  unsigned v = (unsigned)(w >> ((u & 31) * 2)) & 3;
-  if (kl_likely(v == 1)) return (kl_segment_t *)(u << KL_SEGMENT_SHIFT);
-  if (v == 2) return (kl_segment_t *)((u - 1) << KL_SEGMENT_SHIFT);
+  return kl_likely(u < KL_MAP_UNITS) ? kl_load_relaxed(&kl_segmap[u]) : 0;
+}
+/* The segment holding the block that starts at p, or NULL. */
+kl_inline kl_segment_t *kl_segmap_lookup(const void *p) {
+  unsigned v = kl_segmap_byte(p);
+  uintptr_t unit = (uintptr_t)p & ~(uintptr_t)(KL_SEGMENT_SIZE - 1);
+  if (kl_likely(v == 1)) return (kl_segment_t *)unit;
+  if (v == 2) return (kl_segment_t *)(unit - KL_SEGMENT_SIZE);
   return NULL;
 }
 

@@ -27,7 +27,11 @@
 #define KL_CLASS_COUNT        48                /* 16 B .. 128 KiB, 4 per power of two */
 #define KL_ALIGNED_CLASS_MAX  ((size_t)4096)    /* alignments a size class can give */
 #define KL_EXTEND_BYTES       4096              /* carve a fresh page 4 KiB at a time */
+#if defined(__x86_64__)
+#define KL_ADDR_BITS          47                /* user space on x86-64 (4-level paging) */
+#else
 #define KL_ADDR_BITS          48
+#endif
 #define KL_SEGMENT_CACHE      8                 /* freed 4 MiB segments kept for reuse */
 #define KL_RECLAIM_MAX        64                /* abandoned segments adopted per visit */
 #define KL_MAX_ALLOC          ((size_t)PTRDIFF_MAX - 2 * KL_SEGMENT_SIZE)

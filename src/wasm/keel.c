@@ -1,0 +1,281 @@
+/* keel for wasm32: a compact, deterministic, single-threaded allocator that
+ * replaces the whole C allocation family of an emscripten or wasi-libc
+ * program. Separate from the native core (see src/wasm/README.md): the
+ * native 4 MiB segments and thread machinery cannot fit a 2.5 KB budget.
+ *
+ * Layout (the dlmalloc boundary-tag scheme, which is the smallest way to get
+ * O(1) coalescing): a chunk starts A-aligned (A = alignof(max_align_t): 8 on
+ * emscripten, 16 on wasi) with `prev_foot` (the previous chunk's size, valid
+ * only while that chunk is free) and `head` (own size | INUSE | PINUSE);
+ * the payload starts at chunk+8, so the per-block cost is one 4-byte word.
+ * Free chunks carry list links and are kept in 128 bins: exact bins of A
+ * bytes below 256, then 4 bins per power of two; a 128-bit map finds the
+ * next non-empty bin with one ctz. The heap ends in `fence`, an in-use
+ * chunk of size 0; memory.grow adds pages in steps of 1/8 of the memory
+ * size (geometric, so a million small blocks need few grows), and the new
+ * pages are simply freed, merging with a free last chunk. There is no
+ * separate "top": one code path for all free memory keeps the code small.
+ *
+ * Invariants: two free chunks are never adjacent; every free chunk is in
+ * the bin of its size; PINUSE of a chunk is set iff the chunk before is in
+ * use, and a free chunk's size is repeated in the next chunk's prev_foot.
+ * Determinism: no clocks, no randomness, no environment: addresses depend
+ * only on the sequence of calls (and on __heap_base, fixed at link time).
+ * Costs: malloc and free are O(1) (a bin walk is capped at 8 chunks); every
+ * API entry checks its size arithmetic; a failed grow is NULL + ENOMEM.
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define A      __alignof__(max_align_t)
+#define MINCH  16u                  /* head + two links + the next prev_foot */
+#define INUSE  1u
+#define PINUSE 2u
+#define MAXREQ 0x7fff0000u          /* larger requests can never succeed on wasm32 */
+#define NBINS  128
+#define WASM_PAGE 65536u
+/* No `used`: wasm-ld must be free to drop what a program does not call. */
+#define KL_EXPORT __attribute__((visibility("default")))
+
+typedef struct chunk_s {
+  size_t prev_foot;                 /* size of the previous chunk if it is free */
+  size_t head;                      /* size | INUSE | PINUSE */
+  struct chunk_s *fd, *bk;          /* bin links, only while free */
+} chunk_t;
+
+static chunk_t *fence;              /* in-use, size-0 chunk ending the heap; NULL until the first grow */
+static chunk_t *base;               /* the first chunk, for free's sanity check */
+static chunk_t *bins[NBINS];
+static uint32_t binmap[NBINS / 32];
+
+#define CSIZE(c)  ((c)->head & ~(size_t)7)
+#define AT(c, n)  ((chunk_t *)((char *)(c) + (n)))
+#define MEM(c)    ((void *)((char *)(c) + 8))
+#define CHUNK(p)  ((chunk_t *)((char *)(p) - 8))
+
+extern unsigned char __heap_base;
+#ifdef __EMSCRIPTEN__
+/* Tells emscripten's JS to re-create its views of the grown memory. */
+extern void emscripten_notify_memory_growth(size_t memory_index);
+#endif
+
+/* Bytes of chunk for a request (n <= MAXREQ, so this cannot wrap). */
+static size_t req2size(size_t n) {
+  size_t s = (n + 4 + A - 1) & ~(size_t)(A - 1);
+  return s < MINCH ? MINCH : s;
+}
+
+static unsigned bin_of(size_t s) {
+  if (s < 256) return s >> 3;
+  unsigned l = 31 - __builtin_clz(s);                /* 8 .. 31 */
+  return 32 + ((l - 8) << 2) + ((s >> (l - 2)) & 3);
+}
+
+static void bin_add(chunk_t *c, size_t s) {
+  unsigned b = bin_of(s);
+  chunk_t *f = bins[b];
+  c->fd = f; c->bk = NULL;
+  if (f) f->bk = c;
+  bins[b] = c;
+  binmap[b >> 5] |= 1u << (b & 31);
+}
+
+static void bin_del(chunk_t *c) {
+  unsigned b = bin_of(CSIZE(c));
+  if (c->fd) c->fd->bk = c->bk;
+  if (c->bk) c->bk->fd = c->fd;
+  else if (!(bins[b] = c->fd)) binmap[b >> 5] &= ~(1u << (b & 31));
+}
+
+/* A free chunk of at least s bytes, unbinned, or NULL. Its own bin is
+ * walked first-fit (at most 8 chunks: exact bins fit at the head); every
+ * chunk in a higher bin fits, so the next set bit ends the search. */
+static chunk_t *take(size_t s) {
+  unsigned b = bin_of(s), k = 0;
+  chunk_t *c;
+  for (c = bins[b]; c && k < 8; c = c->fd, k++)
+    if (CSIZE(c) >= s) goto found;
+  for (unsigned w = ++b >> 5; w < NBINS / 32; w++) {
+    uint32_t m = binmap[w] & (w == b >> 5 ? ~0u << (b & 31) : ~0u);
+    if (m) { c = bins[(w << 5) + __builtin_ctz(m)]; goto found; }
+  }
+  return NULL;
+found:
+  bin_del(c);
+  return c;
+}
+
+/* Gets memory for a chunk of s bytes: the first call adopts the memory
+ * above __heap_base; later calls grow linear memory by s plus 1/8 of its
+ * size (by s alone if that fails). The new memory is freed as one chunk,
+ * which merges with a free last chunk. If something else (sbrk) grew
+ * memory since, the old fence stays and the new pages start a new region.
+ * Returns 0 with ENOMEM when memory cannot grow. */
+static int grow(size_t s) {
+  size_t cur = __builtin_wasm_memory_size(0) * WASM_PAGE;
+  size_t old = cur / WASM_PAGE, pages = 0;
+  chunk_t *c;
+  if (fence) {
+    pages = (s + A + (cur >> 3) + WASM_PAGE - 1) / WASM_PAGE;
+    if ((old = __builtin_wasm_memory_grow(0, pages)) == (size_t)-1) {
+      pages = (s + A + WASM_PAGE - 1) / WASM_PAGE;
+      if ((old = __builtin_wasm_memory_grow(0, pages)) == (size_t)-1) { errno = ENOMEM; return 0; }
+    }
+#ifdef __EMSCRIPTEN__
+    emscripten_notify_memory_growth(0);
+#endif
+    c = (chunk_t *)(old * WASM_PAGE);
+  } else {                              /* first call: adopt [__heap_base, end of memory) */
+    base = c = (chunk_t *)(((size_t)&__heap_base + A - 1) & ~(size_t)(A - 1));
+  }
+  if (c == AT(fence, A)) c = fence;     /* contiguous: the old fence's PINUSE carries over */
+  else c->head = PINUSE;
+  fence = AT(old * WASM_PAGE, pages * WASM_PAGE - A);
+  fence->head = INUSE;
+  release(c, (size_t)((char *)fence - (char *)c));
+  return 1;
+}
+
+/* Mark c in use with s bytes; a tail of MINCH or more goes back free. */
+static void *finish(chunk_t *c, size_t s) {
+  size_t cs = CSIZE(c);
+  if (cs - s >= MINCH) {
+    c->head = s | (c->head & PINUSE) | INUSE;
+    chunk_t *r = AT(c, s);
+    r->head = PINUSE;
+    release(r, cs - s);
+  } else {
+    c->head |= INUSE;
+    AT(c, cs)->head |= PINUSE;
+  }
+  return MEM(c);
+}
+
+/* The chunk of a block the program hands back; anything keel did not hand
+ * out (misaligned, outside the heap, already free) traps at once. */
+static chunk_t *owned(void *p) {
+  chunk_t *c = CHUNK(p);
+  if (((size_t)p & (A - 1)) || c < base || c >= fence || !(c->head & INUSE))
+    __builtin_trap();
+  return c;
+}
+
+static void *nomem(void) { errno = ENOMEM; return NULL; }
+
+KL_EXPORT void *malloc(size_t n) {
+  if (n > MAXREQ) return nomem();
+  size_t s = req2size(n);
+  chunk_t *c;
+  while (!(c = take(s)))                /* at most twice: the first call adopts memory */
+    if (!grow(s)) return NULL;
+  return finish(c, s);
+}
+
+KL_EXPORT void free(void *p) {
+  if (p) {
+    chunk_t *c = owned(p);
+    release(c, CSIZE(c));
+  }
+}
+
+KL_EXPORT void *calloc(size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) return nomem();
+  void *p = malloc(n);
+  return p ? memset(p, 0, n) : p;
+}
+
+/* Grows in place into a free next chunk when it can; moves
+ * otherwise. realloc(p, 0) frees p and returns NULL, as glibc does. */
+KL_EXPORT void *realloc(void *p, size_t n) {
+  if (!p) return malloc(n);
+  if (!n) { free(p); return NULL; }
+  if (n > MAXREQ) return nomem();
+  chunk_t *c = owned(p);
+  size_t s = req2size(n), cs = CSIZE(c);
+  if (cs < s) {
+    chunk_t *nx = AT(c, cs);
+    if ((nx->head & INUSE) || cs + CSIZE(nx) < s) {
+      void *q = malloc(n);
+      if (q) { memcpy(q, p, cs - 4); free(p); }
+      return q;
+    }
+    bin_del(nx);
+    c->head += CSIZE(nx);
+  }
+  return finish(c, s);
+}
+
+/* Over-aligned blocks: take n + al + MINCH bytes, free the part before the
+ * aligned address as a chunk of its own (it is at least MINCH) and trim the
+ * tail. al is a power of two. */
+static void *amalloc(size_t al, size_t n) {
+  if (al <= A) return malloc(n);
+  if (al > MAXREQ || n > MAXREQ) return nomem();
+  char *p = malloc(n + al + MINCH);
+  if (!p) return NULL;
+  chunk_t *c = CHUNK(p);
+  size_t lead = (size_t)-(uintptr_t)p & (al - 1);
+  if (lead) {
+    if (lead < MINCH) lead += al;
+    chunk_t *d = AT(c, lead);
+    d->head = (CSIZE(c) - lead) | INUSE;
+    release(c, lead);
+    c = d;
+  }
+  return finish(c, req2size(n));
+}
+
+KL_EXPORT void *aligned_alloc(size_t al, size_t n) {
+  if (al & (al - 1)) { errno = EINVAL; return NULL; }
+  return amalloc(al, n);
+}
+
+KL_EXPORT int posix_memalign(void **out, size_t al, size_t n) {
+  if ((al & (al - 1)) || al < sizeof(void *)) return EINVAL;
+  void *p = amalloc(al, n);
+  if (!p) return ENOMEM;
+  *out = p;
+  return 0;
+}
+
+KL_EXPORT size_t malloc_usable_size(void *p) {
+  return p ? CSIZE(CHUNK(p)) - 4 : 0;
+}
+
+/* ---- the rest of the family, and the names the libcs link against ---- */
+KL_EXPORT void *memalign(size_t al, size_t n) { return aligned_alloc(al, n); }
+KL_EXPORT void *valloc(size_t n) { return amalloc(WASM_PAGE, n); }
+KL_EXPORT void *pvalloc(size_t n) {
+  if (n > MAXREQ) return nomem();
+  return amalloc(WASM_PAGE, (n + WASM_PAGE - 1) & ~(size_t)(WASM_PAGE - 1));
+}
+KL_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(count, size, &n)) return nomem();
+  return realloc(p, n);
+}
+KL_EXPORT void free_sized(void *p, size_t n) { (void)n; free(p); }
+KL_EXPORT int keel_version(void) { return 10000; }
+
+#define ALIAS(name, target) \
+  extern __typeof(target) name __attribute__((alias(#target), visibility("default")));
+ALIAS(keel_malloc, malloc)
+ALIAS(keel_calloc, calloc)
+ALIAS(keel_realloc, realloc)
+ALIAS(keel_free, free)
+ALIAS(keel_free_sized, free_sized)
+ALIAS(keel_aligned_alloc, aligned_alloc)
+ALIAS(keel_posix_memalign, posix_memalign)
+ALIAS(keel_usable_size, malloc_usable_size)
+/* wasi-libc's atexit and locale code call these directly. */
+ALIAS(__libc_malloc, malloc)
+ALIAS(__libc_calloc, calloc)
+ALIAS(__libc_free, free)
+ALIAS(__libc_realloc, realloc)
+/* emscripten's libc (environ, mmap, pthreads) calls these directly. */
+ALIAS(emscripten_builtin_malloc, malloc)
+ALIAS(emscripten_builtin_free, free)
+ALIAS(emscripten_builtin_memalign, memalign)

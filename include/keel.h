@@ -104,14 +104,17 @@ keel_heap_t *keel_heap_default(void);                 /* the calling thread's ow
 
 /* ---- options --------------------------------------------------------------
  * Each option is also an environment variable (README): KEEL_ON_ERROR,
- * KEEL_VERBOSE, KEEL_SHOW_STATS, KEEL_PURGE_DELAY. A value set here before
+ * KEEL_VERBOSE, KEEL_SHOW_STATS, KEEL_PURGE_DELAY, KEEL_HUGE_PAGES,
+ * KEEL_PURGE_THREAD. A value set here before
  * keel's first use wins over the environment; set later, it applies from
  * then on. */
 typedef enum keel_option_e {
   KEEL_OPTION_ON_ERROR = 0,   /* 0 abort (default), 1 warn and ignore the call */
   KEEL_OPTION_VERBOSE = 1,    /* 0 or 1 */
   KEEL_OPTION_SHOW_STATS = 2, /* 0 or 1: print statistics at exit */
-  KEEL_OPTION_PURGE_DELAY = 3 /* milliseconds before free memory goes back to the OS */
+  KEEL_OPTION_PURGE_DELAY = 3, /* milliseconds before free memory goes back to the OS */
+  KEEL_OPTION_HUGE_PAGES = 4,  /* 0 or 1: back segments with transparent huge pages */
+  KEEL_OPTION_PURGE_THREAD = 5 /* 0 or 1: a helper thread purges idle cached segments */
 } keel_option_t;
 /* 0 on success; EINVAL for an unknown option or a value out of range. */
 int keel_option_set(keel_option_t option, long value);

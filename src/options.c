@@ -15,6 +15,8 @@ static const desc_t descs[KL_OPT_COUNT] = {
   [KL_OPT_VERBOSE]       = { "KEEL_VERBOSE", 0, 0, 1, true, { 0, 0 } },
   [KL_OPT_SHOW_STATS]    = { "KEEL_SHOW_STATS", 0, 0, 1, true, { 0, 0 } },
   [KL_OPT_PURGE_DELAY]   = { "KEEL_PURGE_DELAY", 10, 0, 3600 * 1000, false, { 0, 0 } },
+  [KL_OPT_HUGE_PAGES]    = { "KEEL_HUGE_PAGES", 0, 0, 1, true, { 0, 0 } },
+  [KL_OPT_PURGE_THREAD]  = { "KEEL_PURGE_THREAD", 1, 0, 1, true, { 0, 0 } },
 };
 
 static long values[KL_OPT_COUNT];
@@ -68,7 +70,8 @@ long kl_option(kl_option_t opt) {
 }
 
 _Static_assert((int)KEEL_OPTION_ON_ERROR == KL_OPT_ON_ERROR_WARN && (int)KEEL_OPTION_VERBOSE == KL_OPT_VERBOSE &&
-               (int)KEEL_OPTION_SHOW_STATS == KL_OPT_SHOW_STATS && (int)KEEL_OPTION_PURGE_DELAY == KL_OPT_PURGE_DELAY,
+               (int)KEEL_OPTION_SHOW_STATS == KL_OPT_SHOW_STATS && (int)KEEL_OPTION_PURGE_DELAY == KL_OPT_PURGE_DELAY &&
+               (int)KEEL_OPTION_HUGE_PAGES == KL_OPT_HUGE_PAGES && (int)KEEL_OPTION_PURGE_THREAD == KL_OPT_PURGE_THREAD,
                "public and internal option numbers agree");
 
 kl_public int keel_option_set(keel_option_t option, long value) {

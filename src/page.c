@@ -116,6 +116,7 @@ void kl_page_retire(kl_heap_t *heap, kl_page_t *page) {
   if (q->first == page && page->next == NULL) return;
   kl_heap_queue_remove(heap, page);
   kl_segment_page_free(page);
+  kl_segment_purge(heap, false);   /* pages retired earlier may be due now */
 }
 
 static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
@@ -192,6 +193,9 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   page->used++;
   heap->counters.allocs[c]++;
   if (zero) memset(b, 0, size);
+  /* A safe point: the heap is consistent, so starting the purger thread
+   * (which allocates) cannot disturb this call. Relaxed hint check. */
+  if (kl_unlikely((heap->counters.slow_calls & 15) == 0)) kl_segment_purger_poll();
   return b;
 }
 

@@ -22,6 +22,8 @@
 
 static _Atomic(kl_segment_t *) cache[KL_SEGMENT_CACHE];
 static _Atomic(kl_segment_t *) abandoned;
+enum { PURGER_NONE, PURGER_WANTED, PURGER_RUNNING };
+static _Atomic(int) purger;
 
 /* ---- OS and cache ------------------------------------------------------ */
 
@@ -54,6 +56,37 @@ static void cache_purge_expired(bool all) {
 }
 
 void kl_segment_cache_purge(void) { cache_purge_expired(true); }
+
+/* The purger: a helper thread that gives idle cached segments back to the
+ * OS when the program itself stops calling keel (everything freed, then
+ * sleeping). It only touches the cache, whose slots are atomic, so it needs
+ * no lock and never races a heap. Started once the process holds two
+ * segments (small programs never get one), unless KEEL_PURGE_THREAD=0 or
+ * KEEL_PURGE_DELAY=0 (then purging is immediate anyway). */
+static void *purger_main(void *arg) {
+  (void)arg;
+  for (;;) {
+    long delay = kl_option(KL_OPT_PURGE_DELAY);
+    kl_prim_sleep_ms((unsigned)(delay < 10 ? 10 : delay));
+    cache_purge_expired(false);
+  }
+  return NULL;
+}
+
+static void purger_after_fork(void) {   /* the thread did not survive fork */
+  if (kl_load_relaxed(&purger) == PURGER_RUNNING) kl_store_relaxed(&purger, PURGER_WANTED);
+}
+
+void kl_segment_purger_poll(void) {
+  if (kl_load_relaxed(&purger) != PURGER_WANTED) return;
+  int want = PURGER_WANTED;
+  if (!atomic_compare_exchange_strong_explicit(&purger, &want, PURGER_RUNNING, memory_order_relaxed, memory_order_relaxed)) return;
+  if (!kl_option(KL_OPT_PURGE_THREAD) || kl_option(KL_OPT_PURGE_DELAY) == 0) return;   /* stays RUNNING: never again */
+  static _Atomic(int) atfork_done;
+  if (!atomic_exchange_explicit(&atfork_done, 1, memory_order_relaxed)) kl_prim_atfork_child(purger_after_fork);
+  if (!kl_prim_thread_start(purger_main, NULL) && kl_option(KL_OPT_VERBOSE))
+    kl_message("keel: could not start the purger thread\n");
+}
 
 #if KL_SECURE
 /* Secure build: no cache (a segment's guard pages depend on its kind) and
@@ -90,6 +123,11 @@ static kl_segment_t *segment_take(bool *is_zero) {
   kl_segment_t *s = kl_prim_alloc_aligned(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, 0);
   if (s == NULL) return NULL;
   kl_stats_mapped((ptrdiff_t)KL_SEGMENT_SIZE);
+  if (kl_option(KL_OPT_HUGE_PAGES)) kl_prim_hugepage(s, KL_SEGMENT_SIZE);
+  /* A process that has taken a second segment is worth a purger thread
+   * (kl_segment_purger_poll starts it from a safe point). Relaxed: a hint. */
+  if (kl_load_relaxed(&kl_os_stats.mapped) >= 2 * KL_SEGMENT_SIZE && kl_load_relaxed(&purger) == PURGER_NONE)
+    kl_store_relaxed(&purger, PURGER_WANTED);
   *is_zero = true;
   return s;
 }

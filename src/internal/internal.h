@@ -120,7 +120,8 @@ kl_hidden void kl_segment_transfer(kl_segment_t *seg, kl_heap_t *to);
 kl_hidden bool kl_segment_reclaim(kl_heap_t *heap);
 kl_hidden bool kl_segment_is_valid(const kl_segment_t *seg);
 kl_hidden void kl_segment_purge(kl_heap_t *heap, bool force);
-kl_hidden void kl_segment_cache_purge(void);   /* malloc_trim: purge every cached segment now */
+kl_hidden void kl_segment_cache_purge(void);
+kl_hidden void kl_segment_purger_poll(void);     /* start the purger thread if wanted (safe points only) */   /* malloc_trim: purge every cached segment now */
 
 /* ---- page.c: the slow path */
 kl_hidden void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero);
@@ -147,7 +148,7 @@ extern uintptr_t kl_free_key_base kl_hidden;
 
 /* ---- options.c */
 typedef enum { KL_OPT_ON_ERROR_WARN, KL_OPT_VERBOSE, KL_OPT_SHOW_STATS, KL_OPT_PURGE_DELAY,
-               KL_OPT_COUNT } kl_option_t;
+               KL_OPT_HUGE_PAGES, KL_OPT_PURGE_THREAD, KL_OPT_COUNT } kl_option_t;
 kl_hidden void kl_options_init(void);
 kl_hidden long kl_option(kl_option_t opt);
 

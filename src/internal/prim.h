@@ -26,6 +26,8 @@ size_t kl_prim_page_size(void);
 void  *kl_prim_alloc_aligned(size_t size, size_t align, size_t offset);
 /* Same, trying `hint` first (the secure build's random segment addresses). */
 void  *kl_prim_alloc_aligned_hint(size_t size, size_t align, void *hint);
+/* Ask for transparent huge pages on a range (advice; false if unsupported). */
+bool   kl_prim_hugepage(void *addr, size_t size);
 /* Make a range inaccessible (guard pages). */
 bool   kl_prim_protect(void *addr, size_t size);
 /* Unmap a range (or part of one) obtained above. */

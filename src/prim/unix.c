@@ -85,6 +85,17 @@ void *kl_prim_alloc_aligned_hint(size_t size, size_t align, void *hint) {
   return alloc_aligned(size, align, 0, hint);
 }
 
+bool kl_prim_hugepage(void *addr, size_t size) {
+#ifdef MADV_HUGEPAGE
+  int err = errno;
+  bool ok = madvise(addr, size, MADV_HUGEPAGE) == 0;
+  errno = err;
+  return ok;
+#else
+  return false;
+#endif
+}
+
 bool kl_prim_protect(void *addr, size_t size) {
   int err = errno;
   bool ok = mprotect(addr, size, PROT_NONE) == 0;

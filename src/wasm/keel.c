@@ -4,10 +4,12 @@
  * native 4 MiB segments and thread machinery cannot fit a 2.5 KB budget.
  *
  * Layout (the dlmalloc boundary-tag scheme, which is the smallest way to get
- * O(1) coalescing): a chunk starts A-aligned (A = alignof(max_align_t): 8 on
- * emscripten, 16 on wasi) with `prev_foot` (the previous chunk's size, valid
- * only while that chunk is free) and `head` (own size | INUSE | PINUSE);
- * the payload starts at chunk+8, so the per-block cost is one 4-byte word.
+ * O(1) coalescing): a chunk starts with `prev_foot` (the previous chunk's
+ * size, valid only while that chunk is free) and `head` (own size | INUSE |
+ * PINUSE); the payload starts at chunk+8 and is A-aligned (A =
+ * alignof(max_align_t): 8 on emscripten, 16 on wasi); sizes are multiples
+ * of A. The next chunk's prev_foot is the last word of the payload, so the
+ * per-block cost is one 4-byte word.
  * Free chunks carry list links and are kept in 128 bins: exact bins of A
  * bytes below 256, then 4 bins per power of two; a 128-bit map finds the
  * next non-empty bin with one ctz. The heap ends in `fence`, an in-use
@@ -107,6 +109,27 @@ found:
   return c;
 }
 
+/* Free the region c of size sz (c->head's PINUSE must be right): merge it
+ * with a free neighbour on either side, then bin it. */
+static void release(chunk_t *c, size_t sz) {
+  if (!(c->head & PINUSE)) {
+    size_t ps = c->prev_foot;
+    c = (chunk_t *)((char *)c - ps);
+    bin_del(c);
+    sz += ps;
+  }
+  chunk_t *n = AT(c, sz);
+  if (!(n->head & INUSE)) {
+    bin_del(n);
+    sz += CSIZE(n);
+    n = AT(c, sz);
+  }
+  n->head &= ~PINUSE;
+  n->prev_foot = sz;
+  c->head = sz | PINUSE;
+  bin_add(c, sz);
+}
+
 /* Gets memory for a chunk of s bytes: the first call adopts the memory
  * above __heap_base; later calls grow linear memory by s plus 1/8 of its
  * size (by s alone if that fails). The new memory is freed as one chunk,
@@ -128,11 +151,13 @@ static int grow(size_t s) {
 #endif
     c = (chunk_t *)(old * WASM_PAGE);
   } else {                              /* first call: adopt [__heap_base, end of memory) */
-    base = c = (chunk_t *)(((size_t)&__heap_base + A - 1) & ~(size_t)(A - 1));
+    c = (chunk_t *)&__heap_base;
   }
-  if (c == AT(fence, A)) c = fence;     /* contiguous: the old fence's PINUSE carries over */
+  c = (chunk_t *)((((size_t)c + 8 + A - 1) & ~(size_t)(A - 1)) - 8);  /* MEM(c) A-aligned */
+  if (!base) base = c;
+  if (c == AT(fence, A)) c = fence;         /* contiguous: the old fence's PINUSE carries over */
   else c->head = PINUSE;
-  fence = AT(old * WASM_PAGE, pages * WASM_PAGE - A);
+  fence = AT(old * WASM_PAGE, pages * WASM_PAGE - 8);
   fence->head = INUSE;
   release(c, (size_t)((char *)fence - (char *)c));
   return 1;
@@ -279,3 +304,35 @@ ALIAS(__libc_realloc, realloc)
 ALIAS(emscripten_builtin_malloc, malloc)
 ALIAS(emscripten_builtin_free, free)
 ALIAS(emscripten_builtin_memalign, memalign)
+
+/* ---- for tests ----
+ * Walks the heap from the first chunk to the fence and checks every
+ * invariant above; returns 0 when the heap is valid, else the number of the
+ * broken rule. Programs that do not call it do not carry it. */
+KL_EXPORT int keel_wasm_heap_check(void) {
+  size_t nfree = 0, nbinned = 0;
+  if (!fence) return 0;
+  int prev_inuse = 1;
+  for (chunk_t *c = base; c != fence; c = AT(c, CSIZE(c))) {
+    if (c < base || c > fence || CSIZE(c) < MINCH || (CSIZE(c) & (A - 1))) return 1;
+    if (!!(c->head & PINUSE) != prev_inuse) return 2;
+    prev_inuse = c->head & INUSE;
+    if (!prev_inuse) {
+      nfree++;
+      if (!(AT(c, CSIZE(c))->head & INUSE)) return 3;          /* two free chunks in a row */
+      if (AT(c, CSIZE(c))->prev_foot != CSIZE(c)) return 4;
+    }
+  }
+  if (!!(fence->head & PINUSE) != prev_inuse) return 5;
+  for (unsigned b = 0; b < NBINS; b++) {
+    if (!bins[b] != !(binmap[b >> 5] & (1u << (b & 31)))) return 6;
+    for (chunk_t *c = bins[b]; c; c = c->fd, nbinned++)
+      if ((c->head & INUSE) || bin_of(CSIZE(c)) != b || (c->fd && c->fd->bk != c)) return 7;
+  }
+  return nfree == nbinned ? 0 : 8;
+}
+
+/* Bytes of linear memory in use by the program, for the benchmarks. */
+KL_EXPORT size_t keel_wasm_memory_size(void) {
+  return __builtin_wasm_memory_size(0) * WASM_PAGE;
+}

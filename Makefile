@@ -33,7 +33,7 @@ install: build
 	@$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
 
 bench: build
-	@bash bench/run.sh
+	@bash bench/bench.sh
 
 wasm:
 	@bash tools/wasm.sh

@@ -336,6 +336,9 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   kl_segmap_set(seg, off >= KL_SEGMENT_SIZE);
   atomic_fetch_add_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&kl_os_stats.huge_allocs, 1, memory_order_relaxed);
+#if KL_DEBUG
+  if (!is_zero) memset(page->start, 0, page->block_size);   /* old fill patterns (see debug.c) */
+#endif
   if (zero && !is_zero) memset(page->start, 0, size);
   ((kl_block_t *)page->start)->freed = 0;   /* a cached segment may hold an old mark */
   return page->start;

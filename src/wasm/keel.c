@@ -10,12 +10,13 @@
  * alignof(max_align_t): 8 on emscripten, 16 on wasi); sizes are multiples
  * of A. The next chunk's prev_foot is the last word of the payload, so the
  * per-block cost is one 4-byte word.
- * Free chunks carry list links and are kept in 128 bins: exact bins of A
- * bytes below 256, then 4 bins per power of two; a 128-bit map finds the
- * next non-empty bin with one ctz. The heap ends in `fence`, an in-use
- * chunk of size 0; memory.grow adds pages in steps of 1/8 of the memory
- * size (geometric, so a million small blocks need few grows), and the new
- * pages are simply freed, merging with a free last chunk. There is no
+ * Free chunks carry list links and are kept in 320 bins: exact bins of 8
+ * bytes below 1 KiB, then 8 bins per power of two; a bitmap finds the next
+ * non-empty bin with one ctz per 32 bins. The heap ends in `fence`, an in-use
+ * chunk of size 0; memory.grow adds what is missing plus 1/64 of the
+ * memory size (geometric, so a million small blocks need few grows, yet
+ * the final size stays within ~1.6% of the need), and the new pages are
+ * simply freed, merging with a free last chunk. There is no
  * separate "top": one code path for all free memory keeps the code small.
  *
  * Invariants: two free chunks are never adjacent; every free chunk is in
@@ -23,7 +24,7 @@
  * use, and a free chunk's size is repeated in the next chunk's prev_foot.
  * Determinism: no clocks, no randomness, no environment: addresses depend
  * only on the sequence of calls (and on __heap_base, fixed at link time).
- * Costs: malloc and free are O(1) (a bin walk is capped at 8 chunks); every
+ * Costs: malloc and free are O(1) (a bin search is capped at 8 chunks); every
  * API entry checks its size arithmetic; a failed grow is NULL + ENOMEM.
  */
 #include <errno.h>
@@ -36,10 +37,24 @@
 #define INUSE  1u
 #define PINUSE 2u
 #define MAXREQ 0x7fff0000u          /* larger requests can never succeed on wasm32 */
-#define NBINS  128
+#ifndef KL_SUB
+#define KL_SUB 3                    /* log2 of the bins per power of two above the exact bins */
+#endif
+#ifndef KL_EXACT
+#define KL_EXACT 10                 /* log2 of the end of the exact bins (sizes below it) */
+#endif
+#define NEXACT ((1u << KL_EXACT) >> 3)
+#define NBINS  ((NEXACT + ((32 - KL_EXACT) << KL_SUB) + 31) & ~31u)
+#ifndef KL_GROW_SHIFT
+#define KL_GROW_SHIFT 6             /* grow by 1/64 of memory beyond the need: geometric, yet lean */
+#endif
 #define WASM_PAGE 65536u
 /* No `used`: wasm-ld must be free to drop what a program does not call. */
 #define KL_EXPORT __attribute__((visibility("default")))
+/* The archive is built at -O2 for the hot paths (malloc, free and what they
+ * call); everything else is compiled for size, which is what keeps the
+ * whole allocator under 2.5 KB. */
+#define KL_COLD __attribute__((minsize, noinline))
 
 typedef struct chunk_s {
   size_t prev_foot;                 /* size of the previous chunk if it is free */
@@ -70,9 +85,9 @@ static size_t req2size(size_t n) {
 }
 
 static unsigned bin_of(size_t s) {
-  if (s < 256) return s >> 3;
-  unsigned l = 31 - __builtin_clz(s);                /* 8 .. 31 */
-  return 32 + ((l - 8) << 2) + ((s >> (l - 2)) & 3);
+  if (s < (1u << KL_EXACT)) return s >> 3;
+  unsigned l = 31 - __builtin_clz(s);                /* KL_EXACT .. 31 */
+  return NEXACT + ((l - KL_EXACT) << KL_SUB) + ((s >> (l - KL_SUB)) & ((1u << KL_SUB) - 1));
 }
 
 static void bin_add(chunk_t *c, size_t s) {
@@ -92,13 +107,19 @@ static void bin_del(chunk_t *c) {
 }
 
 /* A free chunk of at least s bytes, unbinned, or NULL. Its own bin is
- * walked first-fit (at most 8 chunks: exact bins fit at the head); every
- * chunk in a higher bin fits, so the next set bit ends the search. */
+ * searched best-fit among its first 8 chunks (exact bins, below 1 KiB, fit
+ * at the head); every chunk in a higher bin fits, so there the next set bit
+ * of the map ends the search. Best fit keeps the heap as small as
+ * dlmalloc's; the cap of 8 keeps malloc O(1). */
 static chunk_t *take(size_t s) {
   unsigned b = bin_of(s), k = 0;
-  chunk_t *c;
+  chunk_t *c, *best = NULL;
   for (c = bins[b]; c && k < 8; c = c->fd, k++)
-    if (CSIZE(c) >= s) goto found;
+    if (CSIZE(c) >= s && (!best || CSIZE(c) < CSIZE(best))) {
+      best = c;
+      if (CSIZE(c) - s < MINCH) break;                 /* nothing closer can help */
+    }
+  if ((c = best)) goto found;
   for (unsigned w = ++b >> 5; w < NBINS / 32; w++) {
     uint32_t m = binmap[w] & (w == b >> 5 ? ~0u << (b & 31) : ~0u);
     if (m) { c = bins[(w << 5) + __builtin_ctz(m)]; goto found; }
@@ -131,17 +152,19 @@ static void release(chunk_t *c, size_t sz) {
 }
 
 /* Gets memory for a chunk of s bytes: the first call adopts the memory
- * above __heap_base; later calls grow linear memory by s plus 1/8 of its
- * size (by s alone if that fails). The new memory is freed as one chunk,
+ * above __heap_base; later calls grow linear memory by what s lacks plus
+ * 1/64 of its size (without the 1/64 if that fails). The new memory is freed as one chunk,
  * which merges with a free last chunk. If something else (sbrk) grew
- * memory since, the old fence stays and the new pages start a new region.
+ * memory since, the old fence grows into an in-use chunk over the foreign
+ * pages (so the heap stays one walkable chain) and the new pages follow it.
  * Returns 0 with ENOMEM when memory cannot grow. */
-static int grow(size_t s) {
+KL_COLD static int grow(size_t s) {
   size_t cur = __builtin_wasm_memory_size(0) * WASM_PAGE;
   size_t old = cur / WASM_PAGE, pages = 0;
   chunk_t *c;
   if (fence) {
-    pages = (s + A + (cur >> 3) + WASM_PAGE - 1) / WASM_PAGE;
+    if (!(fence->head & PINUSE)) s -= fence->prev_foot;  /* a free last chunk (< s) covers part */
+    pages = (s + A + (cur >> KL_GROW_SHIFT) + WASM_PAGE - 1) / WASM_PAGE;
     if ((old = __builtin_wasm_memory_grow(0, pages)) == (size_t)-1) {
       pages = (s + A + WASM_PAGE - 1) / WASM_PAGE;
       if ((old = __builtin_wasm_memory_grow(0, pages)) == (size_t)-1) { errno = ENOMEM; return 0; }
@@ -155,8 +178,13 @@ static int grow(size_t s) {
   }
   c = (chunk_t *)((((size_t)c + 8 + A - 1) & ~(size_t)(A - 1)) - 8);  /* MEM(c) A-aligned */
   if (!base) base = c;
-  if (c == AT(fence, A)) c = fence;         /* contiguous: the old fence's PINUSE carries over */
-  else c->head = PINUSE;
+  if (c == AT(fence, A)) {
+    c = fence;                          /* contiguous: the old fence's PINUSE carries over */
+  } else {
+    if (fence)                          /* the old fence becomes an in-use chunk spanning the gap */
+      fence->head = (size_t)((char *)c - (char *)fence) | (fence->head & PINUSE) | INUSE;
+    c->head = PINUSE;
+  }
   fence = AT(old * WASM_PAGE, pages * WASM_PAGE - 8);
   fence->head = INUSE;
   release(c, (size_t)((char *)fence - (char *)c));
@@ -187,7 +215,7 @@ static chunk_t *owned(void *p) {
   return c;
 }
 
-static void *nomem(void) { errno = ENOMEM; return NULL; }
+KL_COLD static void *nomem(void) { errno = ENOMEM; return NULL; }
 
 KL_EXPORT void *malloc(size_t n) {
   if (n > MAXREQ) return nomem();
@@ -205,7 +233,7 @@ KL_EXPORT void free(void *p) {
   }
 }
 
-KL_EXPORT void *calloc(size_t count, size_t size) {
+KL_EXPORT KL_COLD void *calloc(size_t count, size_t size) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) return nomem();
   void *p = malloc(n);
@@ -214,7 +242,7 @@ KL_EXPORT void *calloc(size_t count, size_t size) {
 
 /* Grows in place into a free next chunk when it can; moves
  * otherwise. realloc(p, 0) frees p and returns NULL, as glibc does. */
-KL_EXPORT void *realloc(void *p, size_t n) {
+KL_EXPORT KL_COLD void *realloc(void *p, size_t n) {
   if (!p) return malloc(n);
   if (!n) { free(p); return NULL; }
   if (n > MAXREQ) return nomem();
@@ -236,7 +264,7 @@ KL_EXPORT void *realloc(void *p, size_t n) {
 /* Over-aligned blocks: take n + al + MINCH bytes, free the part before the
  * aligned address as a chunk of its own (it is at least MINCH) and trim the
  * tail. al is a power of two. */
-static void *amalloc(size_t al, size_t n) {
+KL_COLD static void *amalloc(size_t al, size_t n) {
   if (al <= A) return malloc(n);
   if (al > MAXREQ || n > MAXREQ) return nomem();
   char *p = malloc(n + al + MINCH);
@@ -253,12 +281,12 @@ static void *amalloc(size_t al, size_t n) {
   return finish(c, req2size(n));
 }
 
-KL_EXPORT void *aligned_alloc(size_t al, size_t n) {
+KL_EXPORT KL_COLD void *aligned_alloc(size_t al, size_t n) {
   if (al & (al - 1)) { errno = EINVAL; return NULL; }
   return amalloc(al, n);
 }
 
-KL_EXPORT int posix_memalign(void **out, size_t al, size_t n) {
+KL_EXPORT KL_COLD int posix_memalign(void **out, size_t al, size_t n) {
   if ((al & (al - 1)) || al < sizeof(void *)) return EINVAL;
   void *p = amalloc(al, n);
   if (!p) return ENOMEM;
@@ -266,18 +294,18 @@ KL_EXPORT int posix_memalign(void **out, size_t al, size_t n) {
   return 0;
 }
 
-KL_EXPORT size_t malloc_usable_size(void *p) {
+KL_EXPORT KL_COLD size_t malloc_usable_size(void *p) {
   return p ? CSIZE(CHUNK(p)) - 4 : 0;
 }
 
 /* ---- the rest of the family, and the names the libcs link against ---- */
-KL_EXPORT void *memalign(size_t al, size_t n) { return aligned_alloc(al, n); }
-KL_EXPORT void *valloc(size_t n) { return amalloc(WASM_PAGE, n); }
-KL_EXPORT void *pvalloc(size_t n) {
+KL_EXPORT KL_COLD void *memalign(size_t al, size_t n) { return aligned_alloc(al, n); }
+KL_EXPORT KL_COLD void *valloc(size_t n) { return amalloc(WASM_PAGE, n); }
+KL_EXPORT KL_COLD void *pvalloc(size_t n) {
   if (n > MAXREQ) return nomem();
   return amalloc(WASM_PAGE, (n + WASM_PAGE - 1) & ~(size_t)(WASM_PAGE - 1));
 }
-KL_EXPORT void *reallocarray(void *p, size_t count, size_t size) {
+KL_EXPORT KL_COLD void *reallocarray(void *p, size_t count, size_t size) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) return nomem();
   return realloc(p, n);
@@ -309,7 +337,7 @@ ALIAS(emscripten_builtin_memalign, memalign)
  * Walks the heap from the first chunk to the fence and checks every
  * invariant above; returns 0 when the heap is valid, else the number of the
  * broken rule. Programs that do not call it do not carry it. */
-KL_EXPORT int keel_wasm_heap_check(void) {
+KL_EXPORT KL_COLD int keel_wasm_heap_check(void) {
   size_t nfree = 0, nbinned = 0;
   if (!fence) return 0;
   int prev_inuse = 1;

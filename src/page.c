@@ -157,7 +157,9 @@ static kl_page_t *page_find(kl_heap_t *heap, unsigned c) {
       kl_heap_page_to_full(heap, page);
       page = next;
     }
-    if (round == 0 && !kl_segment_reclaim(heap)) break;
+    /* A first-class heap never adopts: destroy would free blocks that are
+     * not its own. Its thread's default heap does the adopting. */
+    if (round == 0 && (heap->is_user || !kl_segment_reclaim(heap))) break;
   }
   return page_fresh(heap, c);
 }

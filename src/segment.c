@@ -221,7 +221,7 @@ static void segment_free(kl_heap_t *heap, kl_segment_t *seg) {
 kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind) {
   kl_segment_t *seg = heap->free_segs[kind];
   if (seg == NULL) {
-    kl_segment_reclaim(heap);
+    if (!heap->is_user) kl_segment_reclaim(heap);   /* see page_find */
     seg = heap->free_segs[kind];
     if (seg == NULL) seg = segment_new(heap, kind);
     if (seg == NULL) return NULL;

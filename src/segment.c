@@ -515,20 +515,29 @@ bool kl_segment_reclaim(kl_heap_t *heap) {
   if (kl_load_relaxed(&abandoned) == NULL) return false;
   /* Acquire pairs with the release pushes: we see each segment's state. */
   kl_segment_t *list = kl_exchange_acquire(&abandoned, NULL);
-  int n = 0;
-  while (list != NULL && n < KL_RECLAIM_MAX) {
+  if (list == NULL) return false;
+  /* Cut off our share and give the rest back at once, before the slow
+   * adoption work: threads starting at the same moment then find segments
+   * to adopt instead of mapping new ones. The rest goes back reversed, so
+   * the oldest segments come first next time: with a stack, segments at
+   * the bottom would never be adopted, and never freed once empty. */
+  kl_segment_t *last = list;
+  int n = 1;
+  while (n < KL_RECLAIM_MAX && last->abandoned_next != NULL) { last = last->abandoned_next; n++; }
+  kl_segment_t *rest = last->abandoned_next;
+  last->abandoned_next = NULL;
+  if (rest != NULL) {
+    kl_segment_t *rev = NULL, *tail = rest;
+    while (rest != NULL) { kl_segment_t *next = rest->abandoned_next; rest->abandoned_next = rev; rev = rest; rest = next; }
+    kl_segment_t *head = kl_load_relaxed(&abandoned);
+    do { tail->abandoned_next = head; } while (!kl_cas_weak(&abandoned, &head, rev, memory_order_release));
+  }
+  while (list != NULL) {
     kl_segment_t *seg = list;
     list = seg->abandoned_next;
     adopt(heap, seg);
-    n++;
   }
-  if (list != NULL) {  /* push the rest back as one chain */
-    kl_segment_t *tail = list;
-    while (tail->abandoned_next) tail = tail->abandoned_next;
-    kl_segment_t *head = kl_load_relaxed(&abandoned);
-    do { tail->abandoned_next = head; } while (!kl_cas_weak(&abandoned, &head, list, memory_order_release));
-  }
-  return n > 0;
+  return true;
 }
 
 bool kl_segment_is_valid(const kl_segment_t *seg) {

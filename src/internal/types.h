@@ -33,7 +33,7 @@
 #define KL_ADDR_BITS          48
 #endif
 #define KL_SEGMENT_CACHE      8                 /* freed 4 MiB segments kept for reuse */
-#define KL_RECLAIM_MAX        64                /* abandoned segments adopted per visit */
+#define KL_RECLAIM_MAX        8                 /* abandoned segments adopted per visit */
 #define KL_MAX_ALLOC          ((size_t)PTRDIFF_MAX - 2 * KL_SEGMENT_SIZE)
 #ifndef KL_SECURE           /* the secure build (libkeel-secure.so) */
 #define KL_SECURE             0

@@ -96,7 +96,9 @@ KEEL_MALLOC_ATTR void *keel_heap_malloc(keel_heap_t *heap, size_t size);
 KEEL_MALLOC_ATTR void *keel_heap_calloc(keel_heap_t *heap, size_t count, size_t size);
 void *keel_heap_realloc(keel_heap_t *heap, void *p, size_t size);
 KEEL_MALLOC_ATTR void *keel_heap_aligned_alloc(keel_heap_t *heap, size_t alignment, size_t size);
-bool  keel_heap_contains(const keel_heap_t *heap, const void *p);  /* p is a live block of heap */
+/* p is a live block of heap. For a thread's default heap, blocks above
+ * 128 KiB are not tracked per thread: any live one counts. */
+bool  keel_heap_contains(const keel_heap_t *heap, const void *p);
 /* Calls visit(block, usable_size, arg) once per live block, until it
  * returns false. Returns false if a visit stopped it, true otherwise. */
 bool  keel_heap_visit(keel_heap_t *heap, bool (*visit)(void *block, size_t size, void *arg), void *arg);

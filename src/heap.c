@@ -332,8 +332,13 @@ kl_public bool keel_heap_contains(const keel_heap_t *h, const void *p) {
   kl_segment_t *seg = kl_segmap_lookup(p);
   if (heap == NULL || seg == NULL) return false;
   kl_page_t *page = kl_segment_page_of(seg, p);
-  if (seg->kind == KL_SEG_HUGE)
-    return seg->huge_heap == heap && kl_load_relaxed(&seg->huge_state) == 0 && p == page->start;
+  if (seg->kind == KL_SEG_HUGE) {
+    /* A default heap does not track its huge blocks (any thread may free
+     * them): every live plain huge block counts as a default heap's. */
+    int state = kl_load_relaxed(&seg->huge_state);
+    bool mine = heap->is_user ? seg->huge_heap == heap && state == 0 : seg->huge_heap == NULL && state == 2;
+    return mine && p == page->start;
+  }
   size_t off = (size_t)((const uint8_t *)p - page->start);
   if (!page->in_use || kl_load_relaxed(&page->heap) != heap) return false;
   if (off >= page->carved || off % page->block_size != 0) return false;

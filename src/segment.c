@@ -300,7 +300,7 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   /* The block sits after the header, on its alignment; a block aligned to
    * 4 MiB or more sits exactly one unit in, marked 2 in the segment map. */
   size_t off = align >= KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : kl_align_up(KL_SEGMENT_HEADER + KL_GUARD, align);
-  size_t total = kl_align_up(off + size, kl_os.page_size) + KL_GUARD;
+  size_t total = kl_align_up(off + (size ? size : 1), kl_os.page_size) + KL_GUARD;
   kl_segment_t *seg;
   bool is_zero;
   if (total <= KL_SEGMENT_SIZE) {
@@ -326,7 +326,7 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   page->in_use = 1;
   page->start = (uint8_t *)seg + off;
   page->block_size = 0;
-  huge_set_block(seg, kl_align_up(off + size, kl_os.page_size) - off);
+  huge_set_block(seg, kl_align_up(off + (size ? size : 1), kl_os.page_size) - off);   /* never 0: it divides */
 #if KL_SECURE
   kl_prim_protect((uint8_t *)seg + KL_SEGMENT_HEADER, KL_GUARD);   /* off leaves room for it */
   kl_prim_protect(page->start + page->block_size, KL_GUARD);       /* right after the block */

@@ -77,7 +77,7 @@ kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *wh
   if (seg == NULL) { kl_error_bad_pointer(who, p, "not allocated by keel, or already freed"); return NULL; }
   kl_page_t *page = kl_segment_page_of(seg, p);
   size_t off = (size_t)((const uint8_t *)p - page->start);
-  if (off >= page->carved || off * page->div_magic >= page->div_magic) {
+  if (off >= KL_CARVED(page) || off * page->div_magic >= page->div_magic) {
     kl_error_bad_pointer(who, p, "not the start of a keel block (interior or stale pointer)");
     return NULL;
   }

@@ -48,7 +48,7 @@ kl_inline void kl_free_at(kl_segment_t *seg, void *p) {
   kl_block_t *b = (kl_block_t *)p;
 #if KL_FREE_CHECKS
   size_t off = (size_t)((uint8_t *)p - page->start);
-  if (kl_unlikely(off >= page->carved || off * page->div_magic >= page->div_magic)) {
+  if (kl_unlikely(off >= KL_CARVED(page) || off * page->div_magic >= page->div_magic)) {
     free_bad(p, "not the start of a keel block (interior or stale pointer)");
     return;
   }

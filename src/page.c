@@ -32,7 +32,7 @@ void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t
   page->class_idx = (uint8_t)class_idx;
   page->reserved = (uint32_t)(area / block_size);
   page->capacity = 0;
-  page->carved = 0;
+  __atomic_store_n(&page->carved, 0, __ATOMIC_RELAXED);
   page->used = 0;
   page->free = page->local_free = NULL;
   page->div_magic = UINT64_MAX / block_size + 1;
@@ -76,7 +76,7 @@ static void page_extend(kl_page_t *page) {
   page->free = (kl_block_t *)first;
 #endif
   page->capacity += n;
-  page->carved = (size_t)page->capacity * bs;
+  __atomic_store_n(&page->carved, (size_t)page->capacity * bs, __ATOMIC_RELAXED);   /* see KL_CARVED */
 }
 
 void kl_page_collect(kl_page_t *page) {

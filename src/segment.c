@@ -17,6 +17,7 @@
  * pushed with CAS and emptied with one exchange, which has no ABA problem
  * because nobody pops single nodes. */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include "internal/internal.h"
 
@@ -56,6 +57,29 @@ static void cache_purge_expired(bool all) {
 }
 
 void kl_segment_cache_purge(void) { cache_purge_expired(true); }
+
+/* The OS refused memory: unmap every cached segment (address space, not
+ * just pages, is what runs out under `ulimit -v`), so a retry can succeed.
+ * Returns whether anything was released. */
+__attribute__((unused)) static bool cache_release(void) {
+  bool any = false;
+  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
+    kl_segment_t *s = kl_exchange_acquire(&cache[i], NULL);
+    if (s == NULL) continue;
+    if (s->is_purged) kl_stats_purged(-(ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
+    kl_prim_free(s, KL_SEGMENT_SIZE);
+    kl_stats_mapped(-(ptrdiff_t)KL_SEGMENT_SIZE);
+    any = true;
+  }
+  return any;
+}
+
+/* Map from the OS; on failure give the cache back and try once more. */
+__attribute__((unused)) static void *os_alloc_aligned(size_t size, size_t align, size_t offset) {
+  void *p = kl_prim_alloc_aligned(size, align, offset);
+  if (p == NULL && cache_release()) p = kl_prim_alloc_aligned(size, align, offset);
+  return p;
+}
 
 /* The purger: a helper thread that gives idle cached segments back to the
  * OS when the program itself stops calling keel (everything freed, then
@@ -120,7 +144,7 @@ static kl_segment_t *segment_take(bool *is_zero) {
       return s;
     }
   }
-  kl_segment_t *s = kl_prim_alloc_aligned(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, 0);
+  kl_segment_t *s = os_alloc_aligned(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, 0);
   if (s == NULL) return NULL;
   kl_stats_mapped((ptrdiff_t)KL_SEGMENT_SIZE);
   if (kl_option(KL_OPT_HUGE_PAGES)) kl_prim_hugepage(s, KL_SEGMENT_SIZE);
@@ -308,12 +332,17 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
     total = KL_SEGMENT_SIZE;
   } else {
     size_t seg_align = align > KL_SEGMENT_SIZE ? align : KL_SEGMENT_SIZE;
+#if KL_SECURE
     seg = kl_prim_alloc_aligned(total, seg_align, align > KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : 0);
+#else
+    seg = os_alloc_aligned(total, seg_align, align > KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : 0);
+#endif
     is_zero = true;
     if (seg) kl_stats_mapped((ptrdiff_t)total);
   }
   if (seg == NULL) { errno = ENOMEM; return NULL; }
-  if (!is_zero) memset(seg, 0, sizeof(*seg));
+  /* A huge segment uses only the header fields and pages[0]: clear just those. */
+  if (!is_zero) memset(seg, 0, offsetof(kl_segment_t, pages) + sizeof(kl_page_t));
   seg->kind = KL_SEG_HUGE;
   seg->page_shift = KL_HUGE_PAGE_SHIFT;
   seg->page_count = 1;

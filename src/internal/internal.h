@@ -54,6 +54,11 @@ kl_inline kl_segment_t *kl_segmap_lookup(const void *p) {
   return NULL;
 }
 
+/* page->carved only grows, and a thread freeing a block checks it against a
+ * value that already covered that block when the block was handed out, so
+ * a stale read is harmless; relaxed atomic accesses make that race defined. */
+#define KL_CARVED(page) __atomic_load_n(&(page)->carved, __ATOMIC_RELAXED)
+
 /* ---- free-list links. The secure build stores each link XOR the page's
  * list_key: a link overwritten by an overflow decodes to an address outside
  * the page, which is reported instead of followed. */

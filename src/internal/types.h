@@ -71,7 +71,8 @@ struct kl_page_s {
   /* free() validates a pointer with these three: p - start < carved and
    * divisible by block_size (Lemire's test: off * div_magic < div_magic). */
   uint8_t    *start;            /* first block */
-  size_t      carved;           /* bytes of blocks carved so far */
+  size_t      carved;           /* bytes of blocks carved so far; grows while other
+                                 * threads read it (KL_CARVED): relaxed atomics */
   uint64_t    div_magic;        /* 1 + (2^64-1) / block_size */
   uintptr_t   free_key;         /* the double-free mark's key (see kl_block_s) */
   uintptr_t   list_key;         /* secure build: free-list links are XORed with it */

@@ -78,6 +78,8 @@ __attribute__((unused)) static bool cache_release(void) {
 __attribute__((unused)) static void *os_alloc_aligned(size_t size, size_t align, size_t offset) {
   void *p = kl_prim_alloc_aligned(size, align, offset);
   if (p == NULL && cache_release()) p = kl_prim_alloc_aligned(size, align, offset);
+  if (p == NULL && kl_option(KL_OPT_VERBOSE))
+    kl_message("keel: the OS refused %zu bytes of address space (malloc returns NULL)\n", size);
   return p;
 }
 

@@ -129,12 +129,17 @@ kl_public void *keel_realloc(void *p, size_t size) { return KL_REALLOC(p, size, 
 kl_public size_t keel_usable_size(const void *p) { return KL_USABLE(p, "keel_usable_size"); }
 kl_public int keel_version(void) { return KEEL_VERSION; }
 
-kl_public void *keel_aligned_alloc(size_t alignment, size_t size) {
+/* C11 aligned_alloc and POSIX posix_memalign, shared by the keel_* names
+ * and the standard ones (override.c). */
+void *kl_aligned_alloc(size_t alignment, size_t size) {
   if (!kl_is_pow2(alignment)) { errno = EINVAL; return NULL; }
   return KL_ALIGNED(alignment, size);
 }
+kl_public void *keel_aligned_alloc(size_t alignment, size_t size) { return kl_aligned_alloc(alignment, size); }
 
-kl_public int keel_posix_memalign(void **out, size_t alignment, size_t size) {
+kl_public int keel_posix_memalign(void **out, size_t alignment, size_t size) { return kl_posix_memalign(out, alignment, size); }
+
+int kl_posix_memalign(void **out, size_t alignment, size_t size) {
   if (!kl_is_pow2(alignment) || alignment % sizeof(void *) != 0) return EINVAL;
   int err = errno;
   void *p = KL_ALIGNED(alignment, size);

@@ -40,20 +40,9 @@ KL_API void *reallocarray(void *p, size_t n, size_t size) {
   return KL_REALLOC(p, total, "reallocarray");
 }
 
-KL_API void *aligned_alloc(size_t align, size_t size) {
-  if (!kl_is_pow2(align)) { errno = EINVAL; return NULL; }
-  return KL_ALIGNED(align, size);
-}
+KL_API void *aligned_alloc(size_t align, size_t size) { return kl_aligned_alloc(align, size); }
 
-KL_API int posix_memalign(void **out, size_t align, size_t size) {
-  if (!kl_is_pow2(align) || align % sizeof(void *) != 0) return EINVAL;
-  int err = errno;
-  void *p = KL_ALIGNED(align, size);
-  errno = err;
-  if (p == NULL) return ENOMEM;
-  *out = p;
-  return 0;
-}
+KL_API int posix_memalign(void **out, size_t align, size_t size) { return kl_posix_memalign(out, align, size); }
 
 KL_API void *memalign(size_t align, size_t size) { return memalign_any(align, size); }
 KL_API void *valloc(size_t size) { return KL_ALIGNED(kl_os.page_size, size); }
@@ -73,7 +62,7 @@ KL_API void *__libc_realloc(void *p, size_t size) { return KL_REALLOC(p, size, "
 KL_API void *__libc_memalign(size_t align, size_t size) { return memalign_any(align, size); }
 KL_API void *__libc_valloc(size_t size) { return valloc(size); }
 KL_API void *__libc_pvalloc(size_t size) { return pvalloc(size); }
-KL_API int   __posix_memalign(void **out, size_t align, size_t size) { return posix_memalign(out, align, size); }
+KL_API int   __posix_memalign(void **out, size_t align, size_t size) { return kl_posix_memalign(out, align, size); }
 
 /* ---- glibc introspection. Figures describe keel's own heap. */
 KL_API int mallopt(int param, int value) { (void)param; (void)value; return 1; }

@@ -141,6 +141,8 @@ kl_hidden void *kl_malloc(size_t size);
 kl_hidden void *kl_calloc(size_t count, size_t size);
 kl_hidden void *kl_realloc(void *p, size_t size, const char *who);
 kl_hidden void *kl_aligned(size_t align, size_t size);
+kl_hidden void *kl_aligned_alloc(size_t align, size_t size);          /* EINVAL unless a power of two */
+kl_hidden int   kl_posix_memalign(void **out, size_t align, size_t size);
 kl_hidden void  kl_free(void *p);
 kl_hidden size_t kl_usable_size(const void *p, const char *who);
 kl_hidden kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *who);

@@ -21,7 +21,14 @@
 #include <string.h>
 #include "internal/internal.h"
 
-static _Atomic(kl_segment_t *) cache[KL_SEGMENT_CACHE];
+/* Slots [0, KL_SEGMENT_CACHE) hold 4 MiB segments; the KL_BIG_CACHE slots
+ * after them hold freed huge mappings up to KL_BIG_CACHE_MAX, so a program
+ * that allocates and frees large blocks in a loop does not map, fault and
+ * unmap every time. Every slot is purged after KEEL_PURGE_DELAY. */
+#define KL_BIG_CACHE      4
+#define KL_BIG_CACHE_MAX  ((size_t)64 << 20)
+#define KL_CACHE_SLOTS    (KL_SEGMENT_CACHE + KL_BIG_CACHE)
+static _Atomic(kl_segment_t *) cache[KL_CACHE_SLOTS];
 static _Atomic(kl_segment_t *) abandoned;
 enum { PURGER_NONE, PURGER_WANTED, PURGER_RUNNING };
 static _Atomic(int) purger;
@@ -33,25 +40,27 @@ static _Atomic(int) purger;
  * the clock read is noise); a segment stays mapped, so reuse costs only the
  * page faults. A slot is taken out while it is purged so no taker sees it
  * half done. */
+static size_t purgeable(const kl_segment_t *s) { return s->mapped_size - kl_os.page_size; }
+
 static void cache_purge_expired(bool all) {
   uint64_t now = all ? UINT64_MAX : kl_prim_clock_ms();
-  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
+  for (int i = 0; i < KL_CACHE_SLOTS; i++) {
     kl_segment_t *s = kl_load_relaxed(&cache[i]);
     if (s == NULL) continue;
     /* Acquire: we read the header fields the giver wrote (purge_at). */
     s = kl_exchange_acquire(&cache[i], NULL);
     if (s == NULL) continue;
     if (!s->is_purged && s->purge_at <= now) {
-      kl_prim_purge((uint8_t *)s + kl_os.page_size, KL_SEGMENT_SIZE - kl_os.page_size);
+      kl_prim_purge((uint8_t *)s + kl_os.page_size, purgeable(s));
       s->is_purged = true;
-      kl_stats_purged((ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
+      kl_stats_purged((ptrdiff_t)purgeable(s));
     }
     kl_segment_t *expect = NULL;
     if (!atomic_compare_exchange_strong_explicit(&cache[i], &expect, s,
             memory_order_release, memory_order_relaxed)) {
-      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
-      kl_prim_free(s, KL_SEGMENT_SIZE);         /* slot refilled meanwhile */
-      kl_stats_mapped(-(ptrdiff_t)KL_SEGMENT_SIZE);
+      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
+      kl_stats_mapped(-(ptrdiff_t)s->mapped_size);
+      kl_prim_free(s, s->mapped_size);          /* slot refilled meanwhile */
     }
   }
 }
@@ -63,12 +72,12 @@ void kl_segment_cache_purge(void) { cache_purge_expired(true); }
  * Returns whether anything was released. */
 __attribute__((unused)) static bool cache_release(void) {
   bool any = false;
-  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
+  for (int i = 0; i < KL_CACHE_SLOTS; i++) {
     kl_segment_t *s = kl_exchange_acquire(&cache[i], NULL);
     if (s == NULL) continue;
-    if (s->is_purged) kl_stats_purged(-(ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
-    kl_prim_free(s, KL_SEGMENT_SIZE);
-    kl_stats_mapped(-(ptrdiff_t)KL_SEGMENT_SIZE);
+    if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
+    kl_stats_mapped(-(ptrdiff_t)s->mapped_size);
+    kl_prim_free(s, s->mapped_size);
     any = true;
   }
   return any;
@@ -130,6 +139,7 @@ static void segment_give(kl_segment_t *seg, size_t mapped) {
   kl_prim_free(seg, mapped);
   kl_stats_mapped(-(ptrdiff_t)mapped);
 }
+static kl_segment_t *big_take(size_t total) { (void)total; return NULL; }
 #define KL_GUARD kl_os.page_size
 #else
 #define KL_GUARD ((size_t)0)
@@ -141,7 +151,7 @@ static kl_segment_t *segment_take(bool *is_zero) {
      * last owner wrote, which we are about to reset anyway. */
     kl_segment_t *s = kl_exchange_acquire(&cache[i], NULL);
     if (s != NULL) {
-      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
+      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
       *is_zero = false;
       return s;
     }
@@ -158,22 +168,49 @@ static kl_segment_t *segment_take(bool *is_zero) {
   return s;
 }
 
+/* A huge mapping from the big slots that fits `total` without wasting more
+ * than half of it, or NULL. */
+static kl_segment_t *big_take(size_t total) {
+  for (int i = KL_SEGMENT_CACHE; i < KL_CACHE_SLOTS; i++) {
+    kl_segment_t *s = kl_load_relaxed(&cache[i]);
+    if (s == NULL || s->mapped_size < total || s->mapped_size / 2 > total) continue;
+    /* Acquire: the giver's header writes (mapped_size) are visible. */
+    s = kl_exchange_acquire(&cache[i], NULL);
+    if (s == NULL) continue;
+    if (s->mapped_size >= total && s->mapped_size / 2 <= total) {
+      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
+      return s;
+    }
+    kl_segment_t *expect = NULL;   /* raced with another giver: put it back */
+    if (!atomic_compare_exchange_strong_explicit(&cache[i], &expect, s, memory_order_release, memory_order_relaxed)) {
+      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
+      kl_stats_mapped(-(ptrdiff_t)s->mapped_size);
+      kl_prim_free(s, s->mapped_size);
+    }
+  }
+  return NULL;
+}
+
 static void segment_give(kl_segment_t *seg, size_t mapped) {
-  if (mapped == KL_SEGMENT_SIZE) {
+  bool normal = mapped == KL_SEGMENT_SIZE;
+  bool big = !normal && mapped <= KL_BIG_CACHE_MAX && seg->block_offset < KL_SEGMENT_SIZE;
+  if (normal || big) {
+    seg->mapped_size = mapped;
     long delay = kl_option(KL_OPT_PURGE_DELAY);
     seg->is_purged = delay == 0;
     if (seg->is_purged) {
-      kl_prim_purge((uint8_t *)seg + kl_os.page_size, KL_SEGMENT_SIZE - kl_os.page_size);
-      kl_stats_purged((ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
+      kl_prim_purge((uint8_t *)seg + kl_os.page_size, purgeable(seg));
+      kl_stats_purged((ptrdiff_t)purgeable(seg));
     }
     else { seg->purge_at = kl_prim_clock_ms() + (uint64_t)delay; cache_purge_expired(false); }
-    for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
+    int lo = normal ? 0 : KL_SEGMENT_CACHE, hi = normal ? KL_SEGMENT_CACHE : KL_CACHE_SLOTS;
+    for (int i = lo; i < hi; i++) {
       kl_segment_t *expect = NULL;
       if (kl_load_relaxed(&cache[i]) == NULL &&
           atomic_compare_exchange_strong_explicit(&cache[i], &expect, seg,
               memory_order_release, memory_order_relaxed)) return;
     }
-    if (seg->is_purged) kl_stats_purged(-(ptrdiff_t)(KL_SEGMENT_SIZE - kl_os.page_size));
+    if (seg->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(seg));
   }
   kl_prim_free(seg, mapped);
   kl_stats_mapped(-(ptrdiff_t)mapped);
@@ -332,6 +369,9 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   if (total <= KL_SEGMENT_SIZE) {
     seg = segment_take(&is_zero);
     total = KL_SEGMENT_SIZE;
+  } else if (align <= KL_SEGMENT_SIZE && (seg = big_take(total)) != NULL) {
+    is_zero = false;
+    total = seg->mapped_size;          /* the whole cached mapping is ours */
   } else {
     size_t seg_align = align > KL_SEGMENT_SIZE ? align : KL_SEGMENT_SIZE;
 #if KL_SECURE

@@ -36,8 +36,9 @@ bool   kl_prim_free(void *addr, size_t size);
 bool   kl_prim_purge(void *addr, size_t size);
 /* Grow or shrink a mapping in place; false if the neighbours are taken. */
 bool   kl_prim_resize_in_place(void *addr, size_t old_size, size_t new_size);
-/* Move a mapping to `target` (already reserved by kl_prim_alloc_aligned),
- * replacing what is there. Returns false if unsupported or it failed. */
+/* Move a mapping of old_size bytes to the start of `target`, a reservation
+ * of new_size >= old_size bytes from kl_prim_alloc_aligned; the reservation's
+ * tail stays mapped after it. Returns false if unsupported or it failed. */
 bool   kl_prim_move(void *addr, size_t old_size, void *target, size_t new_size);
 
 /* The value of environment variable `name`, or NULL. Never allocates. */

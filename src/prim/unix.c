@@ -130,8 +130,12 @@ bool kl_prim_resize_in_place(void *addr, size_t old_size, size_t new_size) {
 
 bool kl_prim_move(void *addr, size_t old_size, void *target, size_t new_size) {
 #ifdef MREMAP_FIXED
+  /* Move only the old pages onto the start of the reservation; the rest of
+   * the reservation stays as the fresh tail. (Moving and growing in one call
+   * works too, but valgrind then loses track of the grown part.) */
+  if (old_size > new_size) return false;
   int err = errno;
-  void *p = mremap(addr, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+  void *p = mremap(addr, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
   errno = err;
   return p == target;
 #else

@@ -171,16 +171,12 @@ class Programs:
         if name in self.prepared:
             return
         n = self.param(name)
-        if name == "gcc":
-            src = os.path.join(self.tmp, "big.c")
-            with open(src, "w") as f:
-                r = subprocess.run([sys.executable, os.path.join(BENCH, "programs", "gen_c.py"), str(n)],
-                                   stdout=f, stderr=subprocess.PIPE, text=True, check=True)
-            self.prepared[name] = r.stderr.split()[-1]
-        elif name == "sqlite":
-            src = os.path.join(self.tmp, "work.sql")
-            with open(src, "w") as f:
-                r = subprocess.run([sys.executable, os.path.join(BENCH, "programs", "gen_sql.py"), str(n)],
+        # program inputs generated once per run: output file and generator
+        generated = {"gcc": ("big.c", "gen_c.py"), "sqlite": ("work.sql", "gen_sql.py")}
+        if name in generated:
+            out, gen = generated[name]
+            with open(os.path.join(self.tmp, out), "w") as f:
+                r = subprocess.run([sys.executable, os.path.join(BENCH, "programs", gen), str(n)],
                                    stdout=f, stderr=subprocess.PIPE, text=True, check=True)
             self.prepared[name] = r.stderr.split()[-1]
         else:

@@ -1,7 +1,7 @@
 /* free.c — the free fast path, local and cross-thread.
  *
  * Fast path budget (x86-64, gcc -O2), a block freed by its owner thread:
- *   segment map lookup (shift, bounds test, load, 2-bit extract, test),
+ *   segment map lookup (shift, bounds test, byte load, compare),
  *   page by shift, interior-pointer test (subtract, compare, multiply,
  *   compare), double-free mark (load, xor, compare, store), owner test
  *   against the TLS base, push on local_free, count, decrement used, one

@@ -2,10 +2,11 @@
  *
  * Fast path budget (x86-64, gcc -O2): keel_malloc of <= 1 KiB is
  *   TLS load of the heap, index pages_direct by (size+15)>>4, load page->free,
- *   one likely branch, pop (store free, increment used), return
- * — about 12 instructions, no atomics, no locks. Anything else is one call
- * to kl_malloc_generic (page.c), which is noinline so the fast path stays
- * small enough to inline into override.c's malloc.
+ *   one likely branch, pop (store free, clear the freed mark, increment
+ *   used, count the class), return
+ * — about 17 instructions, no atomics, no locks (bench/RESULTS.md has the
+ * measured pair cost). Anything else is one call to kl_malloc_generic
+ * (page.c), noinline so that the fast path stays this small.
  *
  * The thread's heap starts as the static kl_heap_empty whose direct pages
  * have no blocks, so the first call in a thread takes the slow path, which

@@ -97,8 +97,10 @@ size_t kl_usable_size(const void *p, const char *who) {
   return page ? page->block_size : 0;
 }
 
-void *kl_realloc(void *p, size_t size, const char *who) {
-  if (p == NULL) { void *q = kl_malloc(size); if (q) { COUNT(calls_realloc); COUNT(realloc_allocs); } return q; }
+/* realloc whose moved block comes from `heap`: the thread's default heap for
+ * realloc, a first-class heap for keel_heap_realloc. */
+static void *realloc_in(kl_heap_t *heap, void *p, size_t size, const char *who) {
+  if (p == NULL) { void *q = heap_malloc(heap, size); if (q) { COUNT(calls_realloc); COUNT(realloc_allocs); } return q; }
   COUNT(calls_realloc);
   kl_segment_t *seg;
   kl_page_t *page = kl_checked_page(p, &seg, who);
@@ -113,7 +115,7 @@ void *kl_realloc(void *p, size_t size, const char *who) {
   } else if (size <= usable && size >= usable / 2) {
     return p;  /* fits, and not so small that a smaller class pays off */
   }
-  void *q = kl_malloc(size);
+  void *q = heap_malloc(heap, size);
   if (q == NULL) return NULL;   /* errno is ENOMEM; p stays valid */
   memcpy(q, p, size < usable ? size : usable);
   kl_free(p);
@@ -121,6 +123,8 @@ void *kl_realloc(void *p, size_t size, const char *who) {
   COUNT(realloc_frees);
   return q;
 }
+
+void *kl_realloc(void *p, size_t size, const char *who) { return realloc_in(kl_heap_get(), p, size, who); }
 
 /* ---- keel_* API ---------------------------------------------------------- */
 
@@ -199,22 +203,6 @@ kl_public void *keel_heap_realloc(keel_heap_t *h, void *p, size_t size) {
   kl_dbg_free(p, "keel_heap_realloc");
   return q;
 #else
-  if (p == NULL) return heap_malloc(heap, size);
-  kl_segment_t *seg;
-  kl_page_t *page = kl_checked_page(p, &seg, "keel_heap_realloc");
-  if (page == NULL) { errno = EINVAL; return NULL; }
-  if (size == 0) { kl_free(p); return NULL; }
-  size_t usable = page->block_size;
-  if (seg->kind == KL_SEG_HUGE && size > KL_MEDIUM_MAX) {
-    void *q = kl_segment_huge_realloc(seg, size);
-    if (q != NULL) return q;
-  } else if (seg->kind != KL_SEG_HUGE && size <= usable && size >= usable / 2) {
-    return p;
-  }
-  void *q = heap_malloc(heap, size);
-  if (q == NULL) return NULL;
-  memcpy(q, p, size < usable ? size : usable);
-  kl_free(p);
-  return q;
+  return realloc_in(heap, p, size, "keel_heap_realloc");
 #endif
 }

@@ -37,6 +37,12 @@ static void q_push_front(kl_page_queue_t *q, kl_page_t *page) {
   if (q->first) q->first->prev = page; else q->last = page;
   q->first = page;
 }
+static void q_push_back(kl_page_queue_t *q, kl_page_t *page) {
+  page->next = NULL;
+  page->prev = q->last;
+  if (q->last) q->last->next = page; else q->first = page;
+  q->last = page;
+}
 static void q_remove(kl_page_queue_t *q, kl_page_t *page) {
   if (page->prev) page->prev->next = page->next; else q->first = page->next;
   if (page->next) page->next->prev = page->prev; else q->last = page->prev;
@@ -74,10 +80,17 @@ void kl_heap_page_to_full(kl_heap_t *heap, kl_page_t *page) {
   if (old > 1) kl_store_relaxed(&heap->has_delayed, 1);
 }
 
+/* A parked page got a block back. It goes to the back of its queue: at the
+ * front, with one free block, the next malloc would empty it again and take
+ * the slow path, and the page would bounce between the two lists once per
+ * block (larson-style random frees did that on 1 call in 4). At the back it
+ * gathers frees while the pages before it serve. */
 void kl_heap_page_from_full(kl_heap_t *heap, kl_page_t *page) {
   q_remove(&heap->full, page);
   page->in_full = 0;
-  kl_heap_queue_push_front(heap, page);
+  kl_page_queue_t *q = &heap->queues[page->class_idx];
+  q_push_back(q, page);
+  if (q->first == page) direct_update(heap, page->class_idx);
 }
 
 /* Take back parked pages that remote frees announced. */
@@ -98,27 +111,39 @@ void kl_heap_collect_delayed(kl_heap_t *heap) {
 
 /* ---- heap structs: carved from OS chunks, recycled, never unmapped ----- */
 
-static _Atomic(kl_heap_t *) heap_pool;
+/* The pool is a lock-free stack (Treiber). Its head word packs the top
+ * heap's address (64-byte aligned and below 2^47, as the segment map
+ * assumes: 41 bits) with a 23-bit tag that every pop bumps, so a pop that
+ * read a `pool_next` which changed under it fails its CAS (the ABA case:
+ * the top was popped, used and pushed back meanwhile). Heap structs are
+ * never unmapped, so reading a stale top's `pool_next` is safe.
+ *
+ * An earlier version emptied the whole stack with one exchange and pushed
+ * the rest back: a thread starting inside that window found the pool empty
+ * and mapped a fresh chunk, so threads starting and exiting at once made
+ * the pool, and RSS, grow without bound. */
+static _Atomic(uint64_t) heap_pool;
+#define POOL_PTR_BITS 41
+static kl_heap_t *pool_ptr(uint64_t w) { return (kl_heap_t *)(uintptr_t)((w & ((1ull << POOL_PTR_BITS) - 1)) << 6); }
+static uint64_t pool_word(const kl_heap_t *h, uint64_t tag) { return (uint64_t)(uintptr_t)h >> 6 | tag << POOL_PTR_BITS; }
 
 static void pool_push_chain(kl_heap_t *first, kl_heap_t *last) {
-  kl_heap_t *head = kl_load_relaxed(&heap_pool);
+  uint64_t old = kl_load_relaxed(&heap_pool);
   /* Release: the next taker sees the links (and the heap's reset state). */
-  do { last->pool_next = head; } while (!kl_cas_weak(&heap_pool, &head, first, memory_order_release));
+  do { __atomic_store_n(&last->pool_next, pool_ptr(old), __ATOMIC_RELAXED); }
+  while (!kl_cas_weak(&heap_pool, &old, pool_word(first, old >> POOL_PTR_BITS), memory_order_release));
 }
 
 static kl_heap_t *heap_take(void) {
-  if (kl_load_relaxed(&heap_pool) != NULL) {
-    /* Take the whole stack (no ABA: no single pops), keep one, return the rest. */
-    kl_heap_t *list = kl_exchange_acquire(&heap_pool, NULL);
-    if (list != NULL) {
-      kl_heap_t *rest = list->pool_next;
-      if (rest != NULL) {
-        kl_heap_t *last = rest;
-        while (last->pool_next) last = last->pool_next;
-        pool_push_chain(rest, last);
-      }
-      return list;
-    }
+  /* Acquire (the load and the CAS): we read the top's pool_next and then
+   * own the struct, both written before a release push. */
+  uint64_t old = atomic_load_explicit(&heap_pool, memory_order_acquire);
+  while (pool_ptr(old) != NULL) {
+    kl_heap_t *top = pool_ptr(old);
+    /* May be stale (top taken meanwhile): then the tag differs and the CAS fails. */
+    kl_heap_t *next = __atomic_load_n(&top->pool_next, __ATOMIC_RELAXED);
+    uint64_t tag = ((old >> POOL_PTR_BITS) + 1) & ((1ull << (64 - POOL_PTR_BITS)) - 1);
+    if (kl_cas_weak(&heap_pool, &old, pool_word(next, tag), memory_order_acquire)) return top;
   }
   size_t hs = kl_align_up(sizeof(kl_heap_t), 64);
   size_t chunk = kl_align_up(hs * 16, kl_os.page_size);

@@ -27,6 +27,9 @@ bool kl_process_init(void) {
     kl_options_init();
     kl_prim_thread_key_init(kl_heap_thread_done);
     kl_store_release(&init_state, 2);
+    /* After the state is 2: should registering allocate, that malloc
+     * finds keel ready instead of waiting on this very initialization. */
+    kl_segment_atfork_init();
     if (kl_option(KL_OPT_VERBOSE))
       kl_message("keel: %s, on_error=%s, purge_delay=%ldms, show_stats=%ld\n",
                  KEEL_VERSION_STRING, kl_option(KL_OPT_ON_ERROR_WARN) ? "warn" : "abort",

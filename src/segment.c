@@ -12,10 +12,9 @@
  *    huge block); cached segments are unmapped from it, so a stale free into
  *    one is reported as a bad free;
  *  - a huge segment has no owner (thread_id 0): any thread frees it.
- * Global state is two lock-free structures (no locks anywhere, so fork needs
- * no handlers): the cache, an array of atomic slots, and the abandoned stack,
- * pushed with CAS and emptied with one exchange, which has no ABA problem
- * because nobody pops single nodes. */
+ * Global state: the cache, an array of atomic slots (lock-free), and the
+ * abandoned list, a FIFO under a spin lock taken only at thread exit and
+ * when a heap runs out of pages (see "abandon and reclaim"). */
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -29,7 +28,6 @@
 #define KL_BIG_CACHE_MAX  ((size_t)64 << 20)
 #define KL_CACHE_SLOTS    (KL_SEGMENT_CACHE + KL_BIG_CACHE)
 static _Atomic(kl_segment_t *) cache[KL_CACHE_SLOTS];
-static _Atomic(kl_segment_t *) abandoned;
 enum { PURGER_NONE, PURGER_WANTED, PURGER_RUNNING };
 static _Atomic(int) purger;
 
@@ -318,7 +316,7 @@ static void page_purge(kl_segment_t *seg, kl_page_t *page) {
 /* A page's last block is back. Its memory is dirty: give it to the OS after
  * KEEL_PURGE_DELAY unless it is reused first (reuse of a dirty page is
  * cheaper than a fault per 4 KiB). kl_segment_purge does the giving. */
-void kl_segment_page_free(kl_page_t *page) {
+bool kl_segment_page_free(kl_page_t *page) {
   kl_segment_t *seg = (kl_segment_t *)kl_align_down((uintptr_t)page, KL_SEGMENT_SIZE);
   kl_heap_t *heap = seg->heap;
   uint8_t index = page->index;
@@ -326,12 +324,13 @@ void kl_segment_page_free(kl_page_t *page) {
   memset(page, 0, sizeof(*page));
   page->index = index;
   seg->is_zero = false;
-  if (--seg->used_pages == 0) { segment_free(heap, seg); return; }
+  if (--seg->used_pages == 0) { segment_free(heap, seg); return true; }
   if (!seg->in_free_list) free_list_add(heap, seg);
   long delay = kl_option(KL_OPT_PURGE_DELAY);
-  if (delay == 0) { page_purge(seg, page); return; }
+  if (delay == 0) { page_purge(seg, page); return false; }
   page->purge_at = kl_prim_clock_ms() + (uint64_t)delay;
   if (heap != NULL && (heap->purge_next == 0 || page->purge_at < heap->purge_next)) heap->purge_next = page->purge_at;
+  return false;
 }
 
 /* Give back the free pages of the heap's segments whose delay ran out (all
@@ -543,6 +542,37 @@ void kl_segment_transfer(kl_segment_t *seg, kl_heap_t *to) {
 
 /* ---- abandon and reclaim ------------------------------------------------- */
 
+/* Abandoned segments wait in one FIFO list under a spin lock, taken only
+ * at thread exit and when a heap runs out of pages, never on a fast path.
+ * FIFO: the oldest segments, whose blocks other threads have most likely
+ * freed by now, are adopted first, and get freed at adoption once empty.
+ *
+ * Why a lock: the lock-free stack it replaced could only be emptied whole
+ * (single pops would read the `next` of a segment that another thread may
+ * have adopted, emptied and unmapped meanwhile). While one thread held the
+ * whole stack to cut its share, threads starting at that moment found it
+ * empty and mapped new segments, which they abandoned in turn: with 8
+ * threads starting and exiting at once, RSS grew tenfold over 20,000
+ * threads. Fork takes the lock first (prepare) and releases it in both
+ * processes, so the child never inherits it held. */
+static _Atomic(int) abandoned_lock;
+static kl_segment_t *abandoned_first, *abandoned_last;   /* under the lock */
+static _Atomic(size_t) abandoned_count;   /* a hint read without the lock */
+
+static void abandoned_acquire(void) {
+  /* Acquire: the list as the last holder left it. */
+  for (unsigned spins = 0; atomic_exchange_explicit(&abandoned_lock, 1, memory_order_acquire) != 0; ) {
+    while (kl_load_relaxed(&abandoned_lock) != 0) {
+      /* The holder runs a few dozen instructions; if it is not done
+       * after a while, it was preempted: let it run. */
+      if (++spins % 64 == 0) kl_prim_yield(); else kl_spin_pause();
+    }
+  }
+}
+static void abandoned_release(void) { kl_store_release(&abandoned_lock, 0); }   /* publishes the list */
+
+void kl_segment_atfork_init(void) { kl_prim_atfork(abandoned_acquire, abandoned_release, abandoned_release); }
+
 /* Called by the dying heap after it retired its empty pages and took the
  * segment off its lists. From here on every free into the segment is
  * remote (thread_id 0) until some heap adopts it. */
@@ -551,16 +581,20 @@ void kl_segment_abandon(kl_segment_t *seg) {
   seg->in_free_list = false;
   seg->next = seg->prev = seg->fnext = seg->fprev = NULL;
   kl_store_relaxed(&seg->thread_id, 0);
-  kl_segment_t *head = kl_load_relaxed(&abandoned);
-  /* Release: the adopter's acquire exchange must see the page lists and
-   * counts this thread wrote last. */
-  do { seg->abandoned_next = head; } while (!kl_cas_weak(&abandoned, &head, seg, memory_order_release));
+  seg->abandoned_next = NULL;
+  abandoned_acquire();   /* its release publishes the segment's page lists and counts */
+  if (abandoned_last != NULL) abandoned_last->abandoned_next = seg; else abandoned_first = seg;
+  abandoned_last = seg;
+  kl_store_relaxed(&abandoned_count, kl_load_relaxed(&abandoned_count) + 1);
+  abandoned_release();
 }
 
 static void adopt(kl_heap_t *heap, kl_segment_t *seg) {
   seg->abandoned_next = NULL;
   kl_store_relaxed(&seg->thread_id, heap->thread_id);
   owned_add(heap, seg);
+  if (seg->used_pages < seg->page_count) free_list_add(heap, seg);
+  heap->counters.segments_reclaimed++;
   for (uint32_t i = 0; i < seg->page_count; i++) {
     kl_page_t *page = &seg->pages[i];
     if (!page->in_use) continue;
@@ -568,47 +602,35 @@ static void adopt(kl_heap_t *heap, kl_segment_t *seg) {
     atomic_store_explicit(&page->heap, heap, memory_order_relaxed);
     page->in_full = 0;
     kl_page_collect(page);
-    if (page->used == 0) {             /* every block came back meanwhile */
-      uint8_t index = page->index;
-      memset(page, 0, sizeof(*page));
-      page->index = index;
-      seg->used_pages--;
-    } else {
-      kl_heap_queue_push_front(heap, page);
-    }
+    /* Every block came back meanwhile: free the page the normal way, so
+     * its dirty memory is scheduled for purging like any other (a page
+     * dropped here without a purge date stayed resident for good). */
+    if (page->used != 0) kl_heap_queue_push_front(heap, page);
+    else if (kl_segment_page_free(page)) return;   /* that was the segment's last page */
   }
-  heap->counters.segments_reclaimed++;
-  if (seg->used_pages == 0) segment_free(heap, seg);
-  else if (seg->used_pages < seg->page_count) free_list_add(heap, seg);
+  if (seg->used_pages == 0) segment_free(heap, seg);   /* not expected: abandon frees empty segments */
 }
 
+/* Adopt up to KL_RECLAIM_MAX of the oldest abandoned segments. */
 bool kl_segment_reclaim(kl_heap_t *heap) {
-  if (kl_load_relaxed(&abandoned) == NULL) return false;
-  /* Acquire pairs with the release pushes: we see each segment's state. */
-  kl_segment_t *list = kl_exchange_acquire(&abandoned, NULL);
-  if (list == NULL) return false;
-  /* Cut off our share and give the rest back at once, before the slow
-   * adoption work: threads starting at the same moment then find segments
-   * to adopt instead of mapping new ones. The rest goes back reversed, so
-   * the oldest segments come first next time: with a stack, segments at
-   * the bottom would never be adopted, and never freed once empty. */
-  kl_segment_t *last = list;
-  int n = 1;
-  while (n < KL_RECLAIM_MAX && last->abandoned_next != NULL) { last = last->abandoned_next; n++; }
-  kl_segment_t *rest = last->abandoned_next;
-  last->abandoned_next = NULL;
-  if (rest != NULL) {
-    kl_segment_t *rev = NULL, *tail = rest;
-    while (rest != NULL) { kl_segment_t *next = rest->abandoned_next; rest->abandoned_next = rev; rev = rest; rest = next; }
-    kl_segment_t *head = kl_load_relaxed(&abandoned);
-    do { tail->abandoned_next = head; } while (!kl_cas_weak(&abandoned, &head, rev, memory_order_release));
+  if (kl_load_relaxed(&abandoned_count) == 0) return false;   /* a stale 0 only delays adoption */
+  abandoned_acquire();
+  kl_segment_t *list = abandoned_first, *last = NULL;
+  size_t n = 0;
+  for (kl_segment_t *s = list; s != NULL && n < KL_RECLAIM_MAX; s = s->abandoned_next) { last = s; n++; }
+  if (last != NULL) {
+    abandoned_first = last->abandoned_next;
+    if (abandoned_first == NULL) abandoned_last = NULL;
+    last->abandoned_next = NULL;
+    kl_store_relaxed(&abandoned_count, kl_load_relaxed(&abandoned_count) - n);
   }
+  abandoned_release();
   while (list != NULL) {
     kl_segment_t *seg = list;
     list = seg->abandoned_next;
     adopt(heap, seg);
   }
-  return true;
+  return last != NULL;
 }
 
 bool kl_segment_is_valid(const kl_segment_t *seg) {

@@ -113,7 +113,7 @@ kl_inline kl_page_t *kl_segment_page_of(kl_segment_t *seg, const void *p) {
   return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
 }
 kl_hidden kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind);
-kl_hidden void kl_segment_page_free(kl_page_t *page);
+kl_hidden bool kl_segment_page_free(kl_page_t *page);   /* true: it freed the segment too */
 kl_hidden void *kl_segment_huge_alloc(size_t size, size_t align, bool zero);
 kl_hidden void kl_segment_huge_free(kl_segment_t *seg);
 kl_hidden void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size);
@@ -122,6 +122,7 @@ kl_hidden void kl_segment_huge_attach(kl_heap_t *heap, void *block);
 kl_hidden void kl_segment_huge_release(kl_segment_t *seg);
 kl_hidden void kl_segment_huge_sweep(kl_heap_t *heap, bool destroy, bool detach);
 kl_hidden void kl_segment_transfer(kl_segment_t *seg, kl_heap_t *to);
+kl_hidden void kl_segment_atfork_init(void);   /* once, at process start */
 kl_hidden bool kl_segment_reclaim(kl_heap_t *heap);
 kl_hidden bool kl_segment_is_valid(const kl_segment_t *seg);
 kl_hidden void kl_segment_purge(kl_heap_t *heap, bool force);

@@ -65,9 +65,13 @@ size_t kl_prim_rss(void);
 bool   kl_prim_thread_start(void *(*fn)(void *), void *arg);
 /* Sleep for `ms` milliseconds. */
 void   kl_prim_sleep_ms(unsigned ms);
+/* Give the CPU to another thread (a spin lock's holder may be preempted). */
+void   kl_prim_yield(void);
 /* Process id; run `child` in the child after fork() (registered once). */
 long   kl_prim_pid(void);
 bool   kl_prim_atfork_child(void (*child)(void));
+/* fork() handlers: `prepare` before, `parent` and `child` after (registered once). */
+bool   kl_prim_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
 /* Unique per live thread, never 0, cheap (the TLS base register). */
 static inline uintptr_t kl_prim_thread_id(void) {

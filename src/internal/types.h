@@ -149,7 +149,6 @@ struct kl_heap_s {
   kl_segment_t   *segments;        /* every small/medium segment owned */
   kl_segment_t   *free_segs[2];    /* small, medium: those with a free page */
   uint64_t        purge_next;      /* no dirty free page is due before this (ms) */
-  kl_heap_t      *pool_next;       /* on the recycled-heap stack */
   /* First-class heaps (keel_heap_new): is_user, the thread's default heap as
    * parent, linked on the parent's `users`; `huge` lists their huge blocks. */
   bool            is_user;
@@ -157,6 +156,8 @@ struct kl_heap_s {
   kl_segment_t   *huge;
   /* Kept across recycling (kl_heap_init_thread clears only what is above). */
   kl_heap_t      *all_next;        /* every heap struct ever made (stats.c) */
+  kl_heap_t      *pool_next;       /* on the recycled-heap stack; a stale popper may
+                                    * read it at any time: relaxed atomics (heap.c) */
   kl_counters_t   counters;
 };
 #endif

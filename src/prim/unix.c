@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,3 +222,7 @@ void kl_prim_sleep_ms(unsigned ms) {
 
 long kl_prim_pid(void) { return (long)getpid(); }
 bool kl_prim_atfork_child(void (*child)(void)) { return pthread_atfork(NULL, NULL, child) == 0; }
+bool kl_prim_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void)) {
+  return pthread_atfork(prepare, parent, child) == 0;
+}
+void kl_prim_yield(void) { sched_yield(); }

@@ -6,9 +6,8 @@
 // memory (VmRSS from /proc/self/status) stays flat after warm-up.
 // Usage: app CONFIG [LOADS] [MAX_GROWTH_KIB]
 //
-// Without jsoncpp (KL_NO_JSONCPP: the fully static mode, because Debian ships
-// no libjsoncpp.a) a small parser below builds the same kind of tree of
-// strings, maps and vectors, so the allocation pattern stays comparable.
+// The fully static mode links a libjsoncpp.a built from Debian's jsoncpp
+// source package (tools/deps/jsoncpp-static.sh): Debian ships no archive.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -21,17 +20,11 @@
 #include "registry.h"
 #include "../keelapi.h"
 #include "../../harness.h"
-#ifndef KL_NO_JSONCPP
 #include <json/json.h>
-#else
-#include <map>
-#include <memory>
-#endif
 
 std::size_t unit_a_size();
 std::size_t unit_b_size();
 
-#ifndef KL_NO_JSONCPP
 // Digest of a parsed document: members, elements and the text of every leaf.
 static void digest(const Json::Value &v, unsigned long &h) {
   if (v.isObject()) {
@@ -60,73 +53,6 @@ static unsigned long load_once(const char *path) {
   h += Json::writeString(w, root["app"]).size();
   return h;
 }
-#else
-// A minimal JSON reader (enough for config.json): objects, arrays,
-// strings with simple escapes, and every other scalar kept as its text.
-struct Node {
-  std::map<std::string, std::unique_ptr<Node>> obj;
-  std::vector<std::unique_ptr<Node>> arr;
-  std::string text;
-  int kind = 0;  // 0 scalar, 1 object, 2 array
-};
-static void ws(const char *&p) { while (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t') p++; }
-static bool str(const char *&p, std::string &out) {
-  if (*p != '"') return false;
-  for (p++; *p && *p != '"'; p++) { if (*p == '\\' && p[1]) p++; out.push_back(*p); }
-  if (*p != '"') return false;
-  p++;
-  return true;
-}
-static bool parse(const char *&p, Node &n) {
-  ws(p);
-  if (*p == '{') {
-    n.kind = 1; p++; ws(p);
-    if (*p == '}') { p++; return true; }
-    for (;;) {
-      std::string k; ws(p);
-      if (!str(p, k)) return false;
-      ws(p); if (*p++ != ':') return false;
-      auto child = std::make_unique<Node>();
-      if (!parse(p, *child)) return false;
-      n.obj[k] = std::move(child);
-      ws(p); if (*p == ',') { p++; continue; }
-      if (*p++ != '}') return false;
-      return true;
-    }
-  }
-  if (*p == '[') {
-    n.kind = 2; p++; ws(p);
-    if (*p == ']') { p++; return true; }
-    for (;;) {
-      n.arr.push_back(std::make_unique<Node>());
-      if (!parse(p, *n.arr.back())) return false;
-      ws(p); if (*p == ',') { p++; continue; }
-      if (*p++ != ']') return false;
-      return true;
-    }
-  }
-  if (*p == '"') return str(p, n.text);
-  while (*p && !strchr(",]} \n\r\t", *p)) n.text.push_back(*p++);
-  return !n.text.empty();
-}
-static void digest(const Node &n, unsigned long &h) {
-  if (n.kind == 1) for (auto &kv : n.obj) { for (char c : kv.first) h = h * 131 + (unsigned char)c; digest(*kv.second, h); }
-  else if (n.kind == 2) { unsigned i = 0; for (auto &c : n.arr) { h = h * 7 + i++; digest(*c, h); } }
-  else for (char c : n.text) h = h * 131 + (unsigned char)c;
-}
-static unsigned long load_once(const char *path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return 0;
-  std::stringstream ss; ss << in.rdbuf();
-  std::string text = ss.str();
-  const char *p = text.c_str();
-  Node root;
-  if (!parse(p, root)) return 0;
-  unsigned long h = 5381;
-  digest(root, h);
-  return h;
-}
-#endif
 
 static long rss_kib() {
   FILE *f = fopen("/proc/self/status", "r");

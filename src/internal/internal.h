@@ -110,7 +110,9 @@ kl_hidden void *kl_dbg_finish(void *p, size_t size, bool zero);
 
 /* ---- segment.c */
 kl_inline kl_page_t *kl_segment_page_of(kl_segment_t *seg, const void *p) {
-  return &seg->pages[((uintptr_t)p - (uintptr_t)seg) >> seg->page_shift];
+  /* p lies in [seg, seg + 4 MiB) for small and medium segments; a huge
+   * block may start one unit further, but every entry of its map is pages[0]. */
+  return seg->page_map[((uintptr_t)p >> KL_SMALL_PAGE_SHIFT) & (KL_MAX_PAGES - 1)];
 }
 kl_hidden kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind);
 kl_hidden bool kl_segment_page_free(kl_page_t *page);   /* true: it freed the segment too */

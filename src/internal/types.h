@@ -33,6 +33,7 @@
 #define KL_ADDR_BITS          48
 #endif
 #define KL_SEGMENT_CACHE      8                 /* freed 4 MiB segments kept for reuse */
+#define KL_PURGE_KEEP         ((size_t)4 << 20)  /* dirty free page bytes a heap keeps past the delay */
 #define KL_RECLAIM_MAX        8                 /* abandoned segments adopted per visit */
 #define KL_MAX_ALLOC          ((size_t)PTRDIFF_MAX - 2 * KL_SEGMENT_SIZE)
 #ifndef KL_SECURE           /* the secure build (libkeel-secure.so) */
@@ -116,6 +117,10 @@ struct kl_segment_s {
    * unmaps it), 2 plain (no heap: whoever frees it unmaps it). */
   kl_heap_t   *huge_heap;
   _Atomic(int) huge_state;
+  /* The page of each 64 KiB unit (KL_MAX_PAGES units): free finds a
+   * block's page with a shift, a mask and one load, for every kind (a
+   * medium page fills 8 entries, a huge block all of them). */
+  kl_page_t   *page_map[KL_MAX_PAGES];
   kl_page_t    pages[KL_MAX_PAGES];
 };
 _Static_assert(sizeof(kl_segment_t) <= KL_SEGMENT_HEADER, "segment header too big");

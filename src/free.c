@@ -1,14 +1,15 @@
 /* free.c — the free fast path, local and cross-thread.
  *
  * Fast path budget (x86-64, gcc -O2), a block freed by its owner thread:
- *   segment map lookup (shift, bounds test, byte load, compare),
- *   page by shift, interior-pointer test (subtract, compare, multiply,
- *   compare), double-free mark (load, xor, compare, store), owner test
- *   against the TLS base, push on local_free, count, decrement used, one
- *   combined unlikely test — about 45 instructions, no atomics. The map
- *   lookup, the interior test and the mark are what let the default build
- *   reject every pointer keel did not hand out, or already took back,
- *   before it touches a free list (KL_FREE_CHECKS=0 compiles them out).
+ *   segment map lookup (shift, bounds test, byte load, compare), the page
+ *   from the segment's page map (shift, mask, load), interior-pointer test
+ *   (subtract, compare, multiply, compare), double-free mark (load, xor,
+ *   compare, store), owner test against the TLS base, push on local_free,
+ *   count, decrement used, one combined unlikely test — 39 instructions,
+ *   no atomics. The map lookup, the interior test and the mark are what let
+ *   the default build reject every pointer keel did not hand out, or
+ *   already took back, before it touches a free list (KL_FREE_CHECKS=0
+ *   compiles them out).
  * A block from another thread costs one CAS (kl_free_slow). Huge blocks go
  * back to the OS (or the segment cache) from any thread. */
 #include <errno.h>

@@ -58,19 +58,18 @@ typedef struct kl_heap_s    kl_heap_t;
  * accident: the key is random per process and per page. */
 struct kl_block_s { kl_block_t *next; uintptr_t freed; };
 
-/* A page: blocks of one size. Owner-only fields first (the fast paths).
+/* A page: blocks of one size. Two cache lines, split by who touches them:
+ * the first is read by every free, local or remote, and written only when
+ * the page is set up or grows; the second is the owner's working state. A
+ * remote free thus reads a line the owner does not keep writing (sharing
+ * it made larson-style cross-thread frees miss on every call), and only
+ * its CAS on xthread_free touches the owner's line.
  * Invariant: used == blocks handed out - local frees - collected remote
  * frees, so used == 0 means every block is back (no remote free pending). */
-struct kl_page_s {
-  kl_block_t *free;             /* allocation pops here (owner only) */
-  uint32_t    used;             /* see invariant above (owner only) */
-  uint8_t     in_full;          /* parked in heap->full (owner only) */
-  uint8_t     in_use;           /* handed out by its segment */
-  uint8_t     class_idx;
-  uint8_t     index;            /* position in the segment */
-  kl_block_t *local_free;       /* the owner's frees (owner only) */
-  /* free() validates a pointer with these three: p - start < carved and
-   * divisible by block_size (Lemire's test: off * div_magic < div_magic). */
+struct __attribute__((aligned(64))) kl_page_s {
+  /* ---- line 1: read-mostly. free() validates a pointer with start, carved
+   * and div_magic: p - start < carved and divisible by block_size
+   * (Lemire's test: off * div_magic < div_magic). */
   uint8_t    *start;            /* first block */
   size_t      carved;           /* bytes of blocks carved so far; grows while other
                                  * threads read it (KL_CARVED): relaxed atomics */
@@ -78,16 +77,26 @@ struct kl_page_s {
   uintptr_t   free_key;         /* the double-free mark's key (see kl_block_s) */
   uintptr_t   list_key;         /* secure build: free-list links are XORed with it */
   size_t      block_size;       /* huge: usable bytes of the one block */
+  _Atomic(kl_heap_t *) heap;    /* owner heap; NULL while abandoned */
+  uint8_t     in_use;           /* handed out by its segment */
+  uint8_t     class_idx;
+  uint8_t     index;            /* position in the segment */
+  /* ---- line 2: the owner's (remote threads touch only xthread_free). */
+  __attribute__((aligned(64)))
+  kl_block_t *free;             /* allocation pops here (owner only) */
+  kl_block_t *local_free;       /* the owner's frees (owner only) */
+  uint32_t    used;             /* see invariant above (owner only) */
+  uint8_t     in_full;          /* parked in heap->full (owner only) */
+  bool        is_purged;        /* not in use, memory given back to the OS */
   uint32_t    capacity;         /* blocks carved so far */
   uint32_t    reserved;         /* blocks that fit */
   /* Frees from other threads. Bit 0 set: the owner parked this page in its
    * full list and wants to hear of the next remote free (see free.c). */
   _Atomic(uintptr_t) xthread_free;
-  _Atomic(kl_heap_t *) heap;    /* owner heap; NULL while abandoned */
   kl_page_t  *next, *prev;      /* in a heap queue */
   uint64_t    purge_at;         /* not in use, dirty: give back to the OS at (ms); 0 = clean */
-  bool        is_purged;        /* not in use, memory given back to the OS */
 };
+_Static_assert(sizeof(struct kl_page_s) == 128, "a page is two cache lines");
 
 typedef enum { KL_SEG_SMALL = 0, KL_SEG_MEDIUM = 1, KL_SEG_HUGE = 2 } kl_segkind_t;
 

@@ -10,9 +10,13 @@
  * alignof(max_align_t): 8 on emscripten, 16 on wasi); sizes are multiples
  * of A. The next chunk's prev_foot is the last word of the payload, so the
  * per-block cost is one 4-byte word.
- * Free chunks carry list links and are kept in 320 bins: exact bins of 8
- * bytes below 1 KiB, then 8 bins per power of two; a bitmap finds the next
- * non-empty bin with one ctz per 32 bins. The heap ends in `fence`, an in-use
+ * Free chunks carry list links and are kept in 480 bins: exact bins of 8
+ * bytes below 1 KiB, then 16 bins per power of two; a bitmap finds the next
+ * non-empty bin with one ctz per 32 bins. A bin is a LIFO list, doubly
+ * linked so that coalescing can unlink any chunk in O(1); the head's `bk`
+ * is left undefined (unlinking the head is recognised by bins[b] == c), so
+ * popping the head writes nothing but the bin: it never touches the next
+ * chunk in the list, which at a million live blocks is a cache miss. The heap ends in `fence`, an in-use
  * chunk of size 0; memory.grow adds what is missing plus 1/64 of the
  * memory size (geometric, so a million small blocks need few grows, yet
  * the final size stays within ~1.6% of the need), and the new pages are
@@ -24,13 +28,14 @@
  * use, and a free chunk's size is repeated in the next chunk's prev_foot.
  * Determinism: no clocks, no randomness, no environment: addresses depend
  * only on the sequence of calls (and on __heap_base, fixed at link time).
- * Costs: malloc and free are O(1) (a bin search is capped at 8 chunks); every
+ * Costs: malloc and free are O(1) (a bin search is capped at 4 chunks); every
  * API entry checks its size arithmetic; a failed grow is NULL + ENOMEM.
+ * malloc, calloc and realloc copy and zero with keel's own word loop, not
+ * libc's memcpy/memset (see words()).
  */
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #define A      __alignof__(max_align_t)
 #define MINCH  16u                  /* head + two links + the next prev_foot */
@@ -38,7 +43,7 @@
 #define PINUSE 2u
 #define MAXREQ 0x7fff0000u          /* larger requests can never succeed on wasm32 */
 #ifndef KL_SUB
-#define KL_SUB 3                    /* log2 of the bins per power of two above the exact bins */
+#define KL_SUB 4                    /* log2 of the bins per power of two above the exact bins */
 #endif
 #ifndef KL_EXACT
 #define KL_EXACT 10                 /* log2 of the end of the exact bins (sizes below it) */
@@ -54,16 +59,16 @@
 /* Functions off the malloc/free paths are compiled for size. */
 #define KL_COLD __attribute__((minsize, noinline))
 /* The archive is built at -Os; bin_of, bin_add and owned are inlined
- * anyway, and malloc and free handle their common case (exact fit; nothing
- * to merge) themselves. Measured under cachegrind (bench/wasm/run.sh IR=1)
- * that takes a malloc+free pair from ~40 instructions more than dlmalloc's
- * to level with it (within the ~4% noise), for ~350 bytes of code. */
+ * anyway, and malloc and free handle their common case (a fit in the exact
+ * bin or the next; nothing to merge) themselves. Measured under cachegrind
+ * (bench/wasm/run.sh IR=1) that takes a malloc+free pair from ~40
+ * instructions more than dlmalloc's to fewer, for ~350 bytes of code. */
 #define KL_INLINE static inline __attribute__((always_inline))
 
 typedef struct chunk_s {
   size_t prev_foot;                 /* size of the previous chunk if it is free */
   size_t head;                      /* size | INUSE | PINUSE */
-  struct chunk_s *fd, *bk;          /* bin links, only while free */
+  struct chunk_s *fd, *bk;          /* bin links, only while free; bk undefined in a bin's head */
 } chunk_t;
 
 static chunk_t *fence;              /* in-use chunk of size 0 ending the heap; NULL before the first grow */
@@ -88,39 +93,49 @@ static size_t req2size(size_t n) {
   return s < MINCH ? MINCH : s;
 }
 
-/* Exact bins of 8 bytes below 1 KiB, then 8 per power of two. */
+/* Exact bins of 8 bytes below 1 KiB, then 16 per power of two. */
 KL_INLINE unsigned bin_of(size_t s) {
   if (s < (1u << KL_EXACT)) return s >> 3;
   unsigned l = 31 - __builtin_clz(s);                /* KL_EXACT .. 31 */
   return NEXACT + ((l - KL_EXACT) << KL_SUB) + ((s >> (l - KL_SUB)) & ((1u << KL_SUB) - 1));
 }
 
-/* Bins are LIFO: the most recently freed chunk is reused first (warm in cache). */
+/* Bins are LIFO: the most recently freed chunk is reused first (warm in
+ * cache). The map bit needs setting only when the bin was empty. */
 KL_INLINE void bin_add(chunk_t *c, size_t s) {
   unsigned b = bin_of(s);
   chunk_t *f = bins[b];
-  c->fd = f; c->bk = NULL;
-  if (f) f->bk = c;
+  c->fd = f;
   bins[b] = c;
-  binmap[b >> 5] |= 1u << (b & 31);
+  if (f) f->bk = c;
+  else binmap[b >> 5] |= 1u << (b & 31);
 }
 
+/* Unlinks any binned chunk. Only the head has no valid bk: its successor
+ * becomes the head, whose bk need not be right. */
 static void bin_del(chunk_t *c) {
   unsigned b = bin_of(CSIZE(c));
-  if (c->fd) c->fd->bk = c->bk;
-  if (c->bk) c->bk->fd = c->fd;
-  else if (!(bins[b] = c->fd)) binmap[b >> 5] &= ~(1u << (b & 31));
+  chunk_t *f = c->fd;
+  if (bins[b] == c) {
+    if (!(bins[b] = f)) binmap[b >> 5] &= ~(1u << (b & 31));
+  } else {
+    c->bk->fd = f;
+    if (f) f->bk = c->bk;
+  }
 }
 
 /* A free chunk of at least s bytes, unbinned, or NULL (malloc pops exact
  * fits itself before calling this). Its own bin is searched best-fit among
- * its first 8 chunks; every chunk in a higher bin fits, so there the next
+ * its first 4 chunks; every chunk in a higher bin fits, so there the next
  * set bit of the map ends the search. Best fit keeps the heap as small as
- * dlmalloc's; the cap of 8 keeps malloc O(1). */
+ * dlmalloc's; the cap keeps malloc O(1). Each chunk looked at is a likely
+ * cache miss with many live blocks: with 16 bins per power of two (sizes
+ * within 6% of each other) 4 looks keep the heap as lean as 8 looks did
+ * with 8 bins, at half the misses (bench/wasm: 1 Mi live blocks). */
 static chunk_t *take(size_t s) {
   unsigned b = bin_of(s), k = 0;
   chunk_t *c = bins[b], *best = NULL;
-  for (; c && k < 8; c = c->fd, k++)
+  for (; c && k < 4; c = c->fd, k++)
     if (CSIZE(c) >= s && (!best || CSIZE(c) < CSIZE(best))) best = c;
   if ((c = best)) goto found;
   for (unsigned w = ++b >> 5; w < NBINS / 32; w++) {
@@ -221,16 +236,33 @@ KL_INLINE chunk_t *owned(void *p) {
 
 KL_COLD static void *nomem(void) { errno = ENOMEM; return NULL; }
 
+/* d[0 .. n/4) = s ? s[...] : 0, for realloc's copy and calloc's zeroing (n a
+ * multiple of 4). keel's own loop rather than libc's memcpy and memset:
+ * those add ~900 bytes at -O2 to a program that does not use them already
+ * (bench/wasm/size.c), where this loop costs a few dozen bytes in one that
+ * does. Built with -mbulk-memory, it is one memory.copy or memory.fill. */
+static void words(uint32_t *d, const uint32_t *s, size_t n) {
+#ifdef __wasm_bulk_memory__
+  if (s) __builtin_memcpy(d, s, n);
+  else __builtin_memset(d, 0, n);
+#else
+  for (size_t i = 0; i < n / 4; i++) d[i] = s ? s[i] : 0;
+#endif
+}
+
 KL_EXPORT void *malloc(size_t n) {
   if (n > MAXREQ) return nomem();
   size_t s = req2size(n);
   unsigned b = bin_of(s);
-  chunk_t *c = bins[b];
-  if (b < NEXACT && c) {                /* the fast path: pop an exact fit */
+  chunk_t *c;
+  /* The fast path: pop the exact bin's head, else the next bin's, whose
+   * chunks are 8 bytes larger: too little to split off, so it is taken
+   * whole (take() would choose it too, at the cost of a call). b + 1 must
+   * still be an exact bin. */
+  if (b < NEXACT - 1 && ((c = bins[b]) || (c = bins[++b]))) {
     if (!(bins[b] = c->fd)) binmap[b >> 5] &= ~(1u << (b & 31));
-    else c->fd->bk = NULL;
     c->head |= INUSE;
-    AT(c, s)->head |= PINUSE;
+    AT(c, CSIZE(c))->head |= PINUSE;
     return MEM(c);
   }
   while (!(c = take(s)))                /* at most twice: the first call adopts memory */
@@ -258,7 +290,8 @@ KL_EXPORT KL_COLD void *calloc(size_t count, size_t size) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) return nomem();
   void *p = malloc(n);
-  return p ? memset(p, 0, n) : p;
+  if (p) words(p, NULL, (n + 3) & ~(size_t)3);   /* the usable size is n or more, a multiple of 4 */
+  return p;
 }
 
 /* Grows in place into a free next chunk when it can; moves
@@ -273,7 +306,7 @@ KL_EXPORT KL_COLD void *realloc(void *p, size_t n) {
     chunk_t *nx = AT(c, cs);
     if ((nx->head & INUSE) || cs + CSIZE(nx) < s) {
       void *q = malloc(n);
-      if (q) { memcpy(q, p, cs - 4); free(p); }
+      if (q) { words(q, p, cs - 4); free(p); }
       return q;
     }
     bin_del(nx);

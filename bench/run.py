@@ -15,7 +15,8 @@ Environment (all optional):
   ONLY=name      one workload (larson, xmalloc, ..., python, gcc, sqlite,
                  redis, fastpath); several with commas
   ALLOCATORS=..  space- or comma-separated subset of glibc mimalloc jemalloc
-                 tcmalloc keel
+                 tcmalloc keel, or the variant keel-thp (keel with
+                 KEEL_HUGE_PAGES=1), which runs only when named
   THREADS="1 2 4" thread counts for threaded workloads
   ROUNDS=n       rounds (default 5, QUICK 3, SMOKE 1)
   OUTDIR=dir     where the .md/.svg go (default bench/results)
@@ -42,7 +43,10 @@ env = os.environ
 QUICK = env.get("QUICK", "") not in ("", "0")
 SMOKE = env.get("SMOKE", "") not in ("", "0")
 ONLY = [w for w in env.get("ONLY", "").replace(",", " ").split() if w]
+KEPT = "<!-- sections below are kept across full runs of run.py -->"
 ALL_ALLOCS = ["glibc", "mimalloc", "jemalloc", "tcmalloc", "keel"]
+# Variants run only when named in ALLOCATORS: keel with an option set.
+VARIANTS = {"keel-thp": ("keel", {"KEEL_HUGE_PAGES": "1"})}
 ALLOCS = [a for a in env.get("ALLOCATORS", "").replace(",", " ").split() if a] or ALL_ALLOCS
 ROUNDS = int(env.get("ROUNDS", "1" if SMOKE else "3" if QUICK else "5"))
 BIN = env.get("KBENCH_BIN", os.path.join(ROOT, "build-bench"))
@@ -97,6 +101,7 @@ def find_lib(soname):
 
 
 def preload_of(alloc):
+    alloc = VARIANTS.get(alloc, (alloc,))[0]
     if alloc == "glibc":
         return ""
     if alloc == "keel":
@@ -106,9 +111,10 @@ def preload_of(alloc):
                      "tcmalloc": "libtcmalloc_minimal.so.4"}[alloc])
 
 
-def clean_env():
+def clean_env(alloc=None):
     e = dict(os.environ)
     e.pop("LD_PRELOAD", None)
+    e.update(VARIANTS.get(alloc, (None, {}))[1])
     return e
 
 
@@ -123,7 +129,7 @@ class Run:
         fd, self.resfile = tempfile.mkstemp(prefix="kbrun-")
         os.close(fd)
         self.p = subprocess.Popen([os.path.join(BIN, "kbrun"), self.resfile, preload_of(alloc)] + cmd,
-                                  env=clean_env(), stdin=stdin or subprocess.DEVNULL,
+                                  env=clean_env(alloc), stdin=stdin or subprocess.DEVNULL,
                                   stdout=self.out, stderr=self.err, start_new_session=True)
         self.timeout = timeout
         if wait:
@@ -247,7 +253,7 @@ class Programs:
 
 # ---- fast path: callgrind instruction counts -------------------------------
 def callgrind_count(alloc, mode, n):
-    e = clean_env()
+    e = clean_env(alloc)
     if preload_of(alloc):
         e["LD_PRELOAD"] = preload_of(alloc)
     r = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
@@ -346,7 +352,7 @@ def svg_chart(rows, res, allocs):
     """Two panels: median wall time and peak RSS relative to keel, one group
     of bars per workload; linear scale capped at 3× (taller bars are cut and
     labelled), a line at 1×."""
-    colors = {"glibc": "#7f7f7f", "mimalloc": "#1f77b4", "jemalloc": "#2ca02c", "tcmalloc": "#d62728", "keel": "#ff7f0e"}
+    colors = {"glibc": "#7f7f7f", "mimalloc": "#1f77b4", "jemalloc": "#2ca02c", "tcmalloc": "#d62728", "keel": "#ff7f0e", "keel-thp": "#9467bd"}
     bw, gap, ph, top, cap = 9, 14, 220, 50, 3.0
     gw = bw * len(allocs) + gap
     width = 70 + gw * len(rows) + 20
@@ -482,8 +488,8 @@ def main():
     t_start = time.time()
     allocs = []
     for a in ALLOCS:
-        if a not in ALL_ALLOCS:
-            sys.exit("bench: unknown allocator %s (known: %s)" % (a, " ".join(ALL_ALLOCS)))
+        if a not in ALL_ALLOCS and a not in VARIANTS:
+            sys.exit("bench: unknown allocator %s (known: %s)" % (a, " ".join(ALL_ALLOCS + list(VARIANTS))))
         if preload_of(a) is None:
             print("bench: %s not found, skipped" % a, file=sys.stderr)
             continue
@@ -562,8 +568,18 @@ def main():
                    "runs": {row_label(r): res[r] for r in rows},
                    "fastpath": {"%s/%s" % k: v for k, v in fp.items()}}, f, indent=1)
     if MODE == "full" and not env.get("OUTDIR"):
+        # Sections measured by other scripts (heaps, checks, huge pages) sit
+        # below KEPT in RESULTS.md and survive a new full run.
+        kept = ""
+        try:
+            with open(os.path.join(BENCH, "RESULTS.md")) as f:
+                old = f.read()
+            if KEPT in old:
+                kept = "\n" + KEPT + old.split(KEPT, 1)[1]
+        except OSError:
+            pass
         with open(os.path.join(BENCH, "RESULTS.md"), "w") as f:
-            f.write(md + "\n![chart: time and peak memory relative to keel](results/full.svg)\n")
+            f.write(md + "\n![chart: time and peak memory relative to keel](results/full.svg)\n" + kept)
         print("bench: wrote bench/RESULTS.md")
     print(md)
     print("bench: wrote %s/%s.md and %s.svg in %.0f s" % (OUTDIR, MODE, MODE, elapsed))

@@ -21,7 +21,7 @@ tc "stress: 32 threads x 20k ops, 256 generations" "$B/stress" 32 20000 256 1024
 tc "churn: 100,000 threads, RSS flat" "$B/churn" 100000 8
 tc "churn: 100,000 threads one at a time" "$B/churn" 100000 1
 tc "first calls; 40,000 threads torn down and revived" "$B/firstop" 10000
-tc "fork x500 while 4 threads allocate" "$B/forks" 500 4
+tc "fork x500 while 4 threads allocate and threads start and exit" "$B/forks" 500 4
 tc "dlopen/dlclose x20000" "$B/dlopen" "$B/dlib.so" 20000
 tc "a heap never adopts a dead thread's blocks" "$B/heap_reclaim"
 for mib in 128 512 2048; do

@@ -4,6 +4,9 @@
  *
  * THREADS workers churn blocks (local and cross-thread frees through a
  * shared array) for the whole run while the main thread forks FORKS times.
+ * One more thread starts and joins short-lived allocating threads without
+ * pause, so thread exit (abandon) and thread start (reclaim), which take
+ * keel's one lock, race every fork.
  * Each child, single-threaded and holding whatever state the workers left
  * mid-operation, allocates and frees a few thousand blocks of every size
  * regime, frees a block its parent made, starts and joins a thread that
@@ -39,6 +42,28 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+static void *short_lived(void *arg) {
+  uint64_t rng = (uintptr_t)arg;
+  for (int i = 0; i < 32; i++) {      /* blocks left behind: the exit abandons a segment */
+    size_t n = rel_size(&rng, 64 << 10);
+    unsigned char *p = keel_malloc(n);
+    if (!p) { worker_bad++; break; }
+    p[0] = (unsigned char)n; p[n - 1] = (unsigned char)(n >> 3);
+    unsigned char *old = atomic_exchange_explicit(&slots[rel_below(&rng, SLOTS)], p, memory_order_acq_rel);
+    if (old) keel_free(old);
+  }
+  return NULL;
+}
+
+static void *churner(void *arg) {
+  uintptr_t k = (uintptr_t)arg;
+  while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, short_lived, (void *)++k) == 0) pthread_join(t, NULL);
+  }
+  return NULL;
+}
+
 static void *child_thread(void *arg) {
   for (int i = 0; i < 1000; i++) { void *p = keel_malloc(16 + i); if (!p) return NULL; keel_free(p); }
   return arg;
@@ -70,6 +95,8 @@ int main(int argc, char **argv) {
   int threads = argc > 2 ? atoi(argv[2]) : 3;
   pthread_t tid[64];
   for (int i = 0; i < threads && i < 64; i++) pthread_create(&tid[i], NULL, worker, (void *)(uintptr_t)(i * 7919 + 1));
+  pthread_t churn;
+  pthread_create(&churn, NULL, churner, (void *)(uintptr_t)1000003);
   int ok = 0, failed = 0, hung = 0;
   for (int f = 0; f < forks; f++) {
     void *pb = keel_malloc(1000);
@@ -98,8 +125,9 @@ int main(int argc, char **argv) {
   }
   atomic_store(&stop, true);
   for (int i = 0; i < threads && i < 64; i++) pthread_join(tid[i], NULL);
+  pthread_join(churn, NULL);
   for (int i = 0; i < SLOTS; i++) keel_free(atomic_exchange(&slots[i], NULL));
-  printf("forks: %d children with %d threads allocating: %d clean, %d failed, %d hung\n", forks, threads, ok, failed, hung);
+  printf("forks: %d children with %d threads allocating and one churning threads: %d clean, %d failed, %d hung\n", forks, threads, ok, failed, hung);
   CHECKF(ok == forks, "%d failed, %d hung", failed, hung);
   CHECK(worker_bad == 0);
   return KL_DONE();

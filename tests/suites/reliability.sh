@@ -23,7 +23,7 @@ tc "churn: 20,000 threads one at a time, RSS flat" "$B/churn" 20000 1
 # another thread held it, and mapped fresh memory; see segment.c, heap.c).
 tc "churn: 20,000 threads 8 at a time, RSS flat" "$B/churn" 20000 8
 tc "first call of a thread, calls after teardown" "$B/firstop" 1000
-tc "fork x150 while 3 threads allocate" "$B/forks" 150 3
+tc "fork x100 while 3 threads allocate and threads start and exit" "$B/forks" 100 3
 tc "dlopen/dlclose x2000 of an allocating library" "$B/dlopen" "$B/dlib.so" 2000
 tc "a heap never adopts a dead thread's blocks" "$B/heap_reclaim"
 

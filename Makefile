@@ -4,7 +4,7 @@
 #   make test       every test, release and checked builds; ends "N passed, N failed"
 #   make install PREFIX=/usr/local
 #   make bench [QUICK=1] [ONLY=name] [ALLOCATORS="glibc keel ..."]
-#   make wasm       build/wasm/libkeel-emscripten.a and build/wasm/libkeel-wasi.a
+#   make wasm       build/wasm/libkeel-emscripten.a, libkeel-emscripten-mt.a (-pthread) and libkeel-wasi.a
 BUILD   ?= build
 PREFIX  ?= /usr/local
 CMAKE   ?= cmake

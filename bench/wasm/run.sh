@@ -12,7 +12,7 @@
 #    instructions node executes; deterministic, unlike time on a busy
 #    machine): (Ir of a run with 1M operations - Ir with 0) / 1M.
 # Writes bench/wasm/RESULTS.md. Env: QUICK=1 (fewer rounds and ops),
-# ROUNDS, OPS, IR=1.
+# ROUNDS, OPS, IR=1, KEEL_WASM_OUT (the archives' folder, default build/wasm).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export NODE_PATH=${NODE_PATH:-/usr/share/nodejs}
@@ -20,7 +20,7 @@ w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
 rounds=${ROUNDS:-$([ "${QUICK:-0}" = 1 ] && echo 3 || echo 7)}
 ops=${OPS:-$([ "${QUICK:-0}" = 1 ] && echo 500000 || echo 2000000)}
 bash "$root/tools/wasm.sh" >/dev/null
-lib=$root/build/wasm
+lib=${KEEL_WASM_OUT:-$root/build/wasm}   # where tools/wasm.sh writes
 out=$root/bench/wasm/RESULTS.md
 
 size_of() { stat -c%s "$1"; }

@@ -16,12 +16,13 @@
  * linked so that coalescing can unlink any chunk in O(1); the head's `bk`
  * is left undefined (unlinking the head is recognised by bins[b] == c), so
  * popping the head writes nothing but the bin: it never touches the next
- * chunk in the list, which at a million live blocks is a cache miss. The heap ends in `fence`, an in-use
- * chunk of size 0; memory.grow adds what is missing plus 1/64 of the
- * memory size (geometric, so a million small blocks need few grows, yet
- * the final size stays within ~1.6% of the need), and the new pages are
- * simply freed, merging with a free last chunk. There is no
- * separate "top": one code path for all free memory keeps the code small.
+ * chunk in the list, which at a million live blocks is a cache miss.
+ * The heap ends in `fence`, an in-use chunk of size 0; memory.grow adds
+ * what is missing plus 1/64 of the memory size (geometric, so a million
+ * small blocks need few grows, yet the final size stays within ~1.6% of
+ * the need), and the new pages are simply freed, merging with a free last
+ * chunk. There is no separate "top": one code path for all free memory
+ * keeps the code small.
  *
  * Invariants: two free chunks are never adjacent; every free chunk is in
  * the bin of its size; PINUSE of a chunk is set iff the chunk before is in
@@ -30,8 +31,10 @@
  * only on the sequence of calls (and on __heap_base, fixed at link time).
  * Costs: malloc and free are O(1) (a bin search is capped at 4 chunks); every
  * API entry checks its size arithmetic; a failed grow is NULL + ENOMEM.
- * malloc, calloc and realloc copy and zero with keel's own word loop, not
- * libc's memcpy/memset (see words()).
+ * calloc and realloc zero and copy with keel's own word loop, not libc's
+ * memset/memcpy (see words()).
+ * Threads: none by default. Built with emcc -pthread (the -mt archive), one
+ * spin lock serialises every entry point (see the end of the file).
  */
 #include <errno.h>
 #include <stddef.h>
@@ -56,6 +59,28 @@
 #define WASM_PAGE 65536u
 /* No `used`: wasm-ld must be free to drop what a program does not call. */
 #define KL_EXPORT __attribute__((visibility("default")))
+/* The entry points that touch the heap. With -pthread their bodies become
+ * static `unlocked_*` functions (so calls between them, realloc to malloc,
+ * take no lock) and the exported names are the locking wrappers at the end
+ * of the file; single-threaded, they are the exported functions themselves. */
+#ifdef __EMSCRIPTEN_PTHREADS__
+#define KL_MT 1
+#define KL_API static
+#define malloc               unlocked_malloc
+#define free                 unlocked_free
+#define calloc               unlocked_calloc
+#define realloc              unlocked_realloc
+#define aligned_alloc        unlocked_aligned_alloc
+#define posix_memalign       unlocked_posix_memalign
+#define memalign             unlocked_memalign
+#define valloc               unlocked_valloc
+#define pvalloc              unlocked_pvalloc
+#define reallocarray         unlocked_reallocarray
+#define free_sized           unlocked_free_sized
+#define keel_wasm_heap_check unlocked_keel_wasm_heap_check
+#else
+#define KL_API KL_EXPORT
+#endif
 /* Functions off the malloc/free paths are compiled for size. */
 #define KL_COLD __attribute__((minsize, noinline))
 /* The archive is built at -Os; bin_of, bin_add and owned are inlined
@@ -250,7 +275,7 @@ static void words(uint32_t *d, const uint32_t *s, size_t n) {
 #endif
 }
 
-KL_EXPORT void *malloc(size_t n) {
+KL_API void *malloc(size_t n) {
   if (n > MAXREQ) return nomem();
   size_t s = req2size(n);
   unsigned b = bin_of(s);
@@ -258,11 +283,14 @@ KL_EXPORT void *malloc(size_t n) {
   /* The fast path: pop the exact bin's head, else the next bin's, whose
    * chunks are 8 bytes larger: too little to split off, so it is taken
    * whole (take() would choose it too, at the cost of a call). b + 1 must
-   * still be an exact bin. */
-  if (b < NEXACT - 1 && ((c = bins[b]) || (c = bins[++b]))) {
+   * still be an exact bin. (On wasi, A = 16, sizes are multiples of 16 and
+   * every odd bin stays empty.) The size is known from the bin, so the next
+   * chunk's address does not wait for a load of c->head. */
+  size_t cs = s;
+  if (b < NEXACT - 1 && ((c = bins[b]) || (cs += 8, c = bins[++b]))) {
     if (!(bins[b] = c->fd)) binmap[b >> 5] &= ~(1u << (b & 31));
     c->head |= INUSE;
-    AT(c, CSIZE(c))->head |= PINUSE;
+    AT(c, cs)->head |= PINUSE;
     return MEM(c);
   }
   while (!(c = take(s)))                /* at most twice: the first call adopts memory */
@@ -270,7 +298,7 @@ KL_EXPORT void *malloc(size_t n) {
   return finish(c, s);
 }
 
-KL_EXPORT void free(void *p) {
+KL_API void free(void *p) {
   if (p) {
     chunk_t *c = owned(p);
     size_t sz = CSIZE(c);
@@ -286,7 +314,7 @@ KL_EXPORT void free(void *p) {
   }
 }
 
-KL_EXPORT KL_COLD void *calloc(size_t count, size_t size) {
+KL_API KL_COLD void *calloc(size_t count, size_t size) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) return nomem();
   void *p = malloc(n);
@@ -296,7 +324,7 @@ KL_EXPORT KL_COLD void *calloc(size_t count, size_t size) {
 
 /* Grows in place into a free next chunk when it can; moves
  * otherwise. realloc(p, 0) frees p and returns NULL, as glibc does. */
-KL_EXPORT KL_COLD void *realloc(void *p, size_t n) {
+KL_API KL_COLD void *realloc(void *p, size_t n) {
   if (!p) return malloc(n);
   if (!n) { free(p); return NULL; }
   if (n > MAXREQ) return nomem();
@@ -335,12 +363,12 @@ KL_COLD static void *amalloc(size_t al, size_t n) {
   return finish(c, req2size(n));
 }
 
-KL_EXPORT KL_COLD void *aligned_alloc(size_t al, size_t n) {
+KL_API KL_COLD void *aligned_alloc(size_t al, size_t n) {
   if (al & (al - 1)) { errno = EINVAL; return NULL; }
   return amalloc(al, n);
 }
 
-KL_EXPORT KL_COLD int posix_memalign(void **out, size_t al, size_t n) {
+KL_API KL_COLD int posix_memalign(void **out, size_t al, size_t n) {
   if ((al & (al - 1)) || al < sizeof(void *)) return EINVAL;
   void *p = amalloc(al, n);
   if (!p) return ENOMEM;
@@ -352,46 +380,26 @@ KL_EXPORT KL_COLD size_t malloc_usable_size(void *p) {
   return p ? CSIZE(CHUNK(p)) - 4 : 0;
 }
 
-/* ---- the rest of the family, and the names the libcs link against ---- */
-KL_EXPORT KL_COLD void *memalign(size_t al, size_t n) { return aligned_alloc(al, n); }
-KL_EXPORT KL_COLD void *valloc(size_t n) { return amalloc(WASM_PAGE, n); }
-KL_EXPORT KL_COLD void *pvalloc(size_t n) {
+/* ---- the rest of the family ---- */
+KL_API KL_COLD void *memalign(size_t al, size_t n) { return aligned_alloc(al, n); }
+KL_API KL_COLD void *valloc(size_t n) { return amalloc(WASM_PAGE, n); }
+KL_API KL_COLD void *pvalloc(size_t n) {
   if (n > MAXREQ) return nomem();
   return amalloc(WASM_PAGE, (n + WASM_PAGE - 1) & ~(size_t)(WASM_PAGE - 1));
 }
-KL_EXPORT KL_COLD void *reallocarray(void *p, size_t count, size_t size) {
+KL_API KL_COLD void *reallocarray(void *p, size_t count, size_t size) {
   size_t n;
   if (__builtin_mul_overflow(count, size, &n)) return nomem();
   return realloc(p, n);
 }
-KL_EXPORT void free_sized(void *p, size_t n) { (void)n; free(p); }
+KL_API void free_sized(void *p, size_t n) { (void)n; free(p); }
 KL_EXPORT int keel_version(void) { return 10000; }
-
-#define ALIAS(name, target) \
-  extern __typeof(target) name __attribute__((alias(#target), visibility("default")));
-ALIAS(keel_malloc, malloc)
-ALIAS(keel_calloc, calloc)
-ALIAS(keel_realloc, realloc)
-ALIAS(keel_free, free)
-ALIAS(keel_free_sized, free_sized)
-ALIAS(keel_aligned_alloc, aligned_alloc)
-ALIAS(keel_posix_memalign, posix_memalign)
-ALIAS(keel_usable_size, malloc_usable_size)
-/* wasi-libc's atexit and locale code call these directly. */
-ALIAS(__libc_malloc, malloc)
-ALIAS(__libc_calloc, calloc)
-ALIAS(__libc_free, free)
-ALIAS(__libc_realloc, realloc)
-/* emscripten's libc (environ, mmap, pthreads) calls these directly. */
-ALIAS(emscripten_builtin_malloc, malloc)
-ALIAS(emscripten_builtin_free, free)
-ALIAS(emscripten_builtin_memalign, memalign)
 
 /* ---- for tests ----
  * Walks the heap from the first chunk to the fence and checks every
  * invariant above; returns 0 when the heap is valid, else the number of the
  * broken rule. Programs that do not call it do not carry it. */
-KL_EXPORT KL_COLD int keel_wasm_heap_check(void) {
+KL_API KL_COLD int keel_wasm_heap_check(void) {
   size_t nfree = 0, nbinned = 0;
   if (!fence) return 0;
   int prev_inuse = 1;
@@ -418,3 +426,70 @@ KL_EXPORT KL_COLD int keel_wasm_heap_check(void) {
 KL_EXPORT size_t keel_wasm_memory_size(void) {
   return __builtin_wasm_memory_size(0) * WASM_PAGE;
 }
+
+/* ---- threads (emcc -pthread: libkeel-emscripten-mt.a) ----
+ * One lock around every entry point that touches the heap: the simplest
+ * correct design, and the small heap code keeps the hold time short. A
+ * spin lock, because the browser's main thread may not block (Atomics.wait
+ * traps there). malloc_usable_size reads only the header of a block its
+ * caller owns and takes no lock. sbrk.c takes the same lock, so keel and
+ * sbrk never grow memory at the same time. */
+#ifdef KL_MT
+#undef malloc
+#undef free
+#undef calloc
+#undef realloc
+#undef aligned_alloc
+#undef posix_memalign
+#undef memalign
+#undef valloc
+#undef pvalloc
+#undef reallocarray
+#undef free_sized
+#undef keel_wasm_heap_check
+static int lock_word;
+
+__attribute__((visibility("hidden"))) void kl_wasm_lock(void) {
+  /* acquire: what the last holder wrote to the heap is visible to us */
+  while (__atomic_exchange_n(&lock_word, 1, __ATOMIC_ACQUIRE))
+    while (__atomic_load_n(&lock_word, __ATOMIC_RELAXED)) {}   /* wait with loads, not exchanges */
+}
+/* release: our heap writes are visible to the next holder */
+__attribute__((visibility("hidden"))) void kl_wasm_unlock(void) { __atomic_store_n(&lock_word, 0, __ATOMIC_RELEASE); }
+
+#define LOCKED(type, name, params, args) \
+  KL_EXPORT type name params { kl_wasm_lock(); type r = unlocked_##name args; kl_wasm_unlock(); return r; }
+LOCKED(void *, malloc, (size_t n), (n))
+LOCKED(void *, calloc, (size_t count, size_t size), (count, size))
+LOCKED(void *, realloc, (void *p, size_t n), (p, n))
+LOCKED(void *, aligned_alloc, (size_t al, size_t n), (al, n))
+LOCKED(int, posix_memalign, (void **out, size_t al, size_t n), (out, al, n))
+LOCKED(void *, memalign, (size_t al, size_t n), (al, n))
+LOCKED(void *, valloc, (size_t n), (n))
+LOCKED(void *, pvalloc, (size_t n), (n))
+LOCKED(void *, reallocarray, (void *p, size_t count, size_t size), (p, count, size))
+LOCKED(int, keel_wasm_heap_check, (void), ())
+KL_EXPORT void free(void *p) { kl_wasm_lock(); unlocked_free(p); kl_wasm_unlock(); }
+KL_EXPORT void free_sized(void *p, size_t n) { kl_wasm_lock(); unlocked_free_sized(p, n); kl_wasm_unlock(); }
+#endif
+
+/* ---- the names the libcs and keel.h link against ---- */
+#define ALIAS(name, target) \
+  extern __typeof(target) name __attribute__((alias(#target), visibility("default")));
+ALIAS(keel_malloc, malloc)
+ALIAS(keel_calloc, calloc)
+ALIAS(keel_realloc, realloc)
+ALIAS(keel_free, free)
+ALIAS(keel_free_sized, free_sized)
+ALIAS(keel_aligned_alloc, aligned_alloc)
+ALIAS(keel_posix_memalign, posix_memalign)
+ALIAS(keel_usable_size, malloc_usable_size)
+/* wasi-libc's atexit and locale code call these directly. */
+ALIAS(__libc_malloc, malloc)
+ALIAS(__libc_calloc, calloc)
+ALIAS(__libc_free, free)
+ALIAS(__libc_realloc, realloc)
+/* emscripten's libc (environ, mmap, pthreads) calls these directly. */
+ALIAS(emscripten_builtin_malloc, malloc)
+ALIAS(emscripten_builtin_free, free)
+ALIAS(emscripten_builtin_memalign, memalign)

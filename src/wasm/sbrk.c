@@ -8,6 +8,8 @@
  * grew memory since, the break first jumps to the new end, so sbrk never
  * hands out memory keel owns; keel in turn sees that memory grew under it
  * and starts a new top (see grow() in keel.c).
+ * With -pthread (the -mt archive) sbrk holds keel's lock, so the two never
+ * grow memory at the same time.
  */
 #include <errno.h>
 #include <stddef.h>
@@ -21,7 +23,7 @@ extern void emscripten_notify_memory_growth(size_t memory_index);
 
 static uintptr_t brk_now, brk_end;   /* the break, and memory's end when we set it */
 
-void *sbrk(intptr_t increment) {
+static void *move_break(intptr_t increment) {
   uintptr_t end = __builtin_wasm_memory_size(0) * WASM_PAGE;
   if (end != brk_end) brk_now = brk_end = end;     /* someone else grew memory */
   uintptr_t old = brk_now;
@@ -37,6 +39,21 @@ void *sbrk(intptr_t increment) {
   }
   brk_now = want;
   return (void *)old;
+}
+
+#ifdef __EMSCRIPTEN_PTHREADS__
+void kl_wasm_lock(void), kl_wasm_unlock(void);   /* keel.c */
+#endif
+
+void *sbrk(intptr_t increment) {
+#ifdef __EMSCRIPTEN_PTHREADS__
+  kl_wasm_lock();
+  void *p = move_break(increment);
+  kl_wasm_unlock();
+  return p;
+#else
+  return move_break(increment);
+#endif
 }
 
 int brk(void *addr) {

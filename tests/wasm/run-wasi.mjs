@@ -1,5 +1,6 @@
-// Runs a wasm32-wasi program under node (tests and bench): node run-wasi.mjs prog.wasm [args]
-// Exits with the program's exit status.
+// Runs a wasm32-wasi program under node (tests):
+//   node --single-threaded run-wasi.mjs prog.wasm [args]
+// Exits with the program's exit status. --single-threaded: see tests/suites/wasm.sh.
 import { readFileSync } from 'node:fs';
 import { WASI } from 'node:wasi';
 process.removeAllListeners('warning');   // node warns that WASI is experimental

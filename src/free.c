@@ -6,11 +6,10 @@
  *   (subtract, compare, multiply, compare), double-free mark (load, xor,
  *   compare, store), owner test against the TLS base, push on local_free,
  *   count (on the owner heap the page names), decrement used, two unlikely
- *   tests — 38 instructions,
- *   no atomics. The map lookup, the interior test and the mark are what let
- *   the default build reject every pointer keel did not hand out, or
- *   already took back, before it touches a free list (KL_FREE_CHECKS=0
- *   compiles them out).
+ *   tests — 38 instructions, no atomics. The map lookup, the interior test
+ *   and the mark (about 21 of them) are what let the default build reject
+ *   every pointer keel did not hand out, or already took back, before it
+ *   touches a free list (KL_FREE_CHECKS=0 compiles them out).
  * A block from another thread costs one CAS (kl_free_slow). Huge blocks go
  * back to the OS (or the segment cache) from any thread. */
 #include <errno.h>

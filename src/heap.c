@@ -163,6 +163,9 @@ kl_heap_t *kl_heap_init_thread(void) {
   kl_heap_t *heap = heap_take();
   if (heap == NULL) return NULL;
   memset(heap, 0, offsetof(kl_heap_t, all_next));   /* counters stay: see types.h */
+  /* Atomic, not in the memset: a remote free holding a stale pointer to
+   * this recycled struct may set it at any time (a harmless extra rescan). */
+  kl_store_relaxed(&heap->has_delayed, 0);
   atomic_fetch_add_explicit(&kl_os_stats.threads, 1, memory_order_relaxed);
   for (size_t i = 0; i < KL_DIRECT_COUNT; i++) heap->pages_direct[i] = (kl_page_t *)&kl_page_empty;
   heap->thread_id = kl_prim_thread_id();
@@ -280,6 +283,7 @@ kl_public keel_heap_t *keel_heap_new(void) {
   kl_heap_t *heap = heap_take();
   if (heap == NULL) { errno = ENOMEM; return NULL; }
   memset(heap, 0, offsetof(kl_heap_t, all_next));
+  kl_store_relaxed(&heap->has_delayed, 0);   /* see kl_heap_init_thread */
   for (size_t i = 0; i < KL_DIRECT_COUNT; i++) heap->pages_direct[i] = (kl_page_t *)&kl_page_empty;
   heap->thread_id = def->thread_id;
   heap->is_user = true;

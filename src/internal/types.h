@@ -161,7 +161,6 @@ struct kl_heap_s {
   kl_page_queue_t queues[KL_CLASS_COUNT];
   kl_page_queue_t full;
   uintptr_t       thread_id;
-  _Atomic(uintptr_t) has_delayed;  /* a parked full page got a remote free */
   kl_segment_t   *segments;        /* every small/medium segment owned */
   kl_segment_t   *free_segs[2];    /* small, medium: those with a free page */
   uint64_t        purge_next;      /* no dirty free page is due before this (ms) */
@@ -170,10 +169,15 @@ struct kl_heap_s {
   bool            is_user;
   kl_heap_t      *parent, *users, *user_next, *user_prev;
   kl_segment_t   *huge;
-  /* Kept across recycling (kl_heap_init_thread clears only what is above). */
+  /* Kept across recycling (kl_heap_init_thread clears only what is above,
+   * and has_delayed with an atomic store). */
   kl_heap_t      *all_next;        /* every heap struct ever made (stats.c) */
   kl_heap_t      *pool_next;       /* on the recycled-heap stack; a stale popper may
                                     * read it at any time: relaxed atomics (heap.c) */
+  /* A parked full page got a remote free. Other threads set it through a
+   * page's heap pointer, which may be stale (the struct recycled), so it is
+   * never cleared with the memset above: only with atomic stores. */
+  _Atomic(uintptr_t) has_delayed;
   kl_counters_t   counters;
 };
 #endif

@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -28,30 +29,29 @@ static _Atomic(void *) slots[SLOTS];
 static atomic_bool stop;
 static _Atomic long worker_bad;
 
+/* One step of the parent's load: a block of up to `max` bytes, its first
+ * and last bytes marked, swapped into a random slot; the block it displaces
+ * is freed (often by another thread than its maker). False if malloc failed. */
+static bool replace_one(uint64_t *rng, size_t max) {
+  size_t n = rel_size(rng, max);
+  unsigned char *p = keel_malloc(n);
+  if (!p) { worker_bad++; return false; }
+  p[0] = (unsigned char)n; p[n - 1] = (unsigned char)(n >> 3);
+  unsigned char *old = atomic_exchange_explicit(&slots[rel_below(rng, SLOTS)], p, memory_order_acq_rel);
+  if (old) keel_free(old);
+  return true;
+}
+
 static void *worker(void *arg) {
   uint64_t rng = (uintptr_t)arg;
-  while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
-    size_t n = rel_size(&rng, 1 << 20);
-    unsigned char *p = keel_malloc(n);
-    if (!p) { worker_bad++; continue; }
-    p[0] = (unsigned char)n; p[n - 1] = (unsigned char)(n >> 3);
-    /* The size rides in the usable size; check the two marked bytes. */
-    unsigned char *old = atomic_exchange_explicit(&slots[rel_below(&rng, SLOTS)], p, memory_order_acq_rel);
-    if (old) keel_free(old);
-  }
+  while (!atomic_load_explicit(&stop, memory_order_relaxed)) replace_one(&rng, 1 << 20);
   return NULL;
 }
 
 static void *short_lived(void *arg) {
   uint64_t rng = (uintptr_t)arg;
-  for (int i = 0; i < 32; i++) {      /* blocks left behind: the exit abandons a segment */
-    size_t n = rel_size(&rng, 64 << 10);
-    unsigned char *p = keel_malloc(n);
-    if (!p) { worker_bad++; break; }
-    p[0] = (unsigned char)n; p[n - 1] = (unsigned char)(n >> 3);
-    unsigned char *old = atomic_exchange_explicit(&slots[rel_below(&rng, SLOTS)], p, memory_order_acq_rel);
-    if (old) keel_free(old);
-  }
+  /* Blocks left behind: the exit abandons a segment. */
+  for (int i = 0; i < 32 && replace_one(&rng, 64 << 10); i++) {}
   return NULL;
 }
 

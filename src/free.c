@@ -17,10 +17,10 @@
 #include "keel.h"
 
 static kl_noinline void free_local_slow(kl_page_t *page) {
-  /* The only page of its class (first and last of its queue) stays, as
-   * kl_page_retire would decide: answered here, because a program that
-   * frees its one live block in a loop comes here on every free. */
-  if (page->used == 0 && !page->in_full && page->prev == NULL && page->next == NULL) return;
+  /* The only page of its class stays, as kl_page_retire would decide:
+   * answered here, because a program that frees its one live block in a
+   * loop comes here on every free. */
+  if (page->used == 0 && !page->in_full && kl_page_is_sole(page)) return;
   kl_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
   if (page->used == 0) kl_page_retire(heap, page);
   else if (page->in_full) kl_heap_page_from_full(heap, page);

@@ -112,8 +112,7 @@ void kl_page_collect(kl_page_t *page) {
 void kl_page_retire(kl_heap_t *heap, kl_page_t *page) {
   kl_assert(page->used == 0);
   if (page->in_full) kl_heap_page_from_full(heap, page);
-  kl_page_queue_t *q = &heap->queues[page->class_idx];
-  if (q->first == page && page->next == NULL) return;
+  if (kl_page_is_sole(page)) return;
   kl_heap_queue_remove(heap, page);
   kl_segment_page_free(page);
   kl_segment_purge(heap, false);   /* pages retired earlier may be due now */

@@ -7,6 +7,19 @@
 #include "types.h"
 #include "prim.h"
 
+/* ---- spin locks: keel has two, each held for a few steps off the fast
+ * paths (the abandoned-segment list, segment.c; the huge-block pool,
+ * pool.c). Acquire: the holder's writes are visible; release publishes ours. */
+kl_inline void kl_lock(_Atomic(int) *lock) {
+  for (unsigned spins = 0; atomic_exchange_explicit(lock, 1, memory_order_acquire) != 0; ) {
+    while (kl_load_relaxed(lock) != 0) {
+      /* The holder is not done after a while: it was preempted; let it run. */
+      if (++spins % 64 == 0) kl_prim_yield(); else kl_spin_pause();
+    }
+  }
+}
+kl_inline void kl_unlock(_Atomic(int) *lock) { kl_store_release(lock, 0); }
+
 /* ---- heap.c */
 extern __thread kl_heap_t *kl_heap_tls __attribute__((tls_model("initial-exec"))) kl_hidden;
 extern kl_heap_t kl_heap_empty kl_hidden;
@@ -128,13 +141,26 @@ kl_hidden void kl_segment_atfork_init(void);   /* once, at process start */
 kl_hidden bool kl_segment_reclaim(kl_heap_t *heap);
 kl_hidden bool kl_segment_is_valid(const kl_segment_t *seg);
 kl_hidden void kl_segment_purge(kl_heap_t *heap, bool force);
-kl_hidden void kl_segment_cache_purge(void);
-kl_hidden void kl_segment_purger_poll(void);     /* start the purger thread if wanted (safe points only) */   /* malloc_trim: purge every cached segment now */
+kl_hidden void kl_segment_cache_purge(void);    /* malloc_trim: purge every cached segment now */
+kl_hidden void kl_segment_purger_poll(void);     /* start the purger thread if wanted (safe points only) */
+
+/* ---- pool.c: dirty pages of freed huge blocks, moved into new ones */
+kl_hidden size_t kl_pool_fill(uint8_t *target, size_t size);   /* bytes moved onto target's start */
+kl_hidden void kl_pool_give(void *addr, size_t size);
+kl_hidden bool kl_pool_purge(bool all);                         /* true if it unmapped anything */
+kl_hidden void kl_pool_atfork_init(void);
+
 
 /* ---- page.c: the slow path */
 kl_hidden void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero);
 kl_hidden void kl_page_collect(kl_page_t *page);
 kl_hidden void kl_page_retire(kl_heap_t *heap, kl_page_t *page);
+/* A page in its class queue (not parked as full) that is the queue's only
+ * page: kl_page_retire keeps such a page when it empties, and free answers
+ * that case without the call. */
+kl_inline bool kl_page_is_sole(const kl_page_t *page) {
+  return page->prev == NULL && page->next == NULL;
+}
 kl_hidden void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t area);
 kl_hidden uint8_t *kl_page_area(const kl_segment_t *seg, const kl_page_t *page, size_t *size);
 kl_hidden bool kl_page_is_valid(const kl_page_t *page);

@@ -544,7 +544,9 @@ def main():
     if MODE in ("full",) or (ONLY and "wasm" in ONLY and not QUICK and not SMOKE):
         if os.path.exists(wasm):
             print("== wasm section (bench/wasm/run.sh)", flush=True)
-            r = subprocess.run(["bash", wasm])
+            # IR=1: also the cachegrind counts (instructions, cache misses),
+            # the figures a noisy machine cannot blur; unless the caller chose.
+            r = subprocess.run(["bash", wasm], env=dict(os.environ, IR=os.environ.get("IR", "1")))
             notes.append("The wasm32 section ran (`bench/wasm/run.sh`, exit %d); its results are in "
                          "[bench/wasm/RESULTS.md](%s)." % (r.returncode, "wasm/RESULTS.md"))
             if r.returncode != 0:

@@ -42,17 +42,26 @@ int main(int argc, char **argv) {
     len[i] = pick(); slot[i] = malloc(len[i]);
     slot[i][0] = 1; slot[i][len[i] - 1] = 2;
   }
-  double t0 = now_ms(), c0 = cpu_ms();
-  for (long k = 0; k < ops; k++) {
-    size_t i = next() % live;
-    sum += slot[i][0] + slot[i][len[i] - 1];
-    free(slot[i]);
-    len[i] = pick(); slot[i] = malloc(len[i]);
-    slot[i][0] = 1; slot[i][len[i] - 1] = 2;
+  /* The loop runs in PARTS equal parts, each timed: the fastest part times
+   * PARTS estimates the run with the machine's interruptions left out
+   * (other tenants of a shared machine stall some parts, never speed one up). */
+  enum { PARTS = 20 };
+  double t0 = now_ms(), c0 = cpu_ms(), best = 1e300;
+  for (int part = 0; part < PARTS; part++) {
+    double p0 = now_ms();
+    for (long k = part * (ops / PARTS); k < (part + 1) * (ops / PARTS); k++) {
+      size_t i = next() % live;
+      sum += slot[i][0] + slot[i][len[i] - 1];
+      free(slot[i]);
+      len[i] = pick(); slot[i] = malloc(len[i]);
+      slot[i][0] = 1; slot[i][len[i] - 1] = 2;
+    }
+    double p1 = now_ms();
+    if (p1 - p0 < best) best = p1 - p0;
   }
   double t1 = now_ms(), c1 = cpu_ms();
   for (size_t i = 0; i < live; i++) free(slot[i]);
-  printf("ms %.1f cpu %.1f peak %lu sum %u\n", t1 - t0, c1 - c0,
-         (unsigned long)(__builtin_wasm_memory_size(0) * 65536ul), sum);
+  printf("ms %.1f cpu %.1f peak %lu sum %u best %.1f\n", t1 - t0, c1 - c0,
+         (unsigned long)(__builtin_wasm_memory_size(0) * 65536ul), sum, best * PARTS);
   return 0;
 }

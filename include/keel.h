@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdbool.h>
+#include <stdio.h>      /* FILE, for keel_stats_print */
 
 #ifdef __cplusplus
 extern "C" {
@@ -100,23 +101,32 @@ KEEL_MALLOC_ATTR void *keel_heap_aligned_alloc(keel_heap_t *heap, size_t alignme
  * 128 KiB are not tracked per thread: any live one counts. */
 bool  keel_heap_contains(const keel_heap_t *heap, const void *p);
 /* Calls visit(block, usable_size, arg) once per live block, until it
- * returns false. Returns false if a visit stopped it, true otherwise. */
+ * returns false. Returns false if a visit stopped it, true otherwise. The
+ * visitor must not allocate from or free into the heap. On a default heap
+ * it visits the blocks up to 128 KiB (larger ones are not tracked per
+ * thread). */
 bool  keel_heap_visit(keel_heap_t *heap, bool (*visit)(void *block, size_t size, void *arg), void *arg);
-keel_heap_t *keel_heap_default(void);                 /* the calling thread's own heap */
+/* The calling thread's own heap, where malloc allocates: usable with
+ * keel_heap_malloc, _calloc, _realloc, _aligned_alloc, _contains and
+ * _visit, but not destroyed or deleted (it lives as long as the thread). */
+keel_heap_t *keel_heap_default(void);
 
 /* ---- options --------------------------------------------------------------
  * Each option is also an environment variable (README): KEEL_ON_ERROR,
  * KEEL_VERBOSE, KEEL_SHOW_STATS, KEEL_PURGE_DELAY, KEEL_HUGE_PAGES,
- * KEEL_PURGE_THREAD. A value set here before
+ * KEEL_PURGE_THREAD, KEEL_REPORT_INTERVAL. A value set here before
  * keel's first use wins over the environment; set later, it applies from
- * then on. */
+ * then on. KEEL_REPORT (a file name) and KEEL_REPORT_PID (set by the `keel`
+ * command) are environment only: they are not numbers, or not the
+ * program's to set. */
 typedef enum keel_option_e {
   KEEL_OPTION_ON_ERROR = 0,   /* 0 abort (default), 1 warn and ignore the call */
   KEEL_OPTION_VERBOSE = 1,    /* 0 or 1 */
   KEEL_OPTION_SHOW_STATS = 2, /* 0 or 1: print statistics at exit */
   KEEL_OPTION_PURGE_DELAY = 3, /* milliseconds before free memory goes back to the OS */
   KEEL_OPTION_HUGE_PAGES = 4,  /* 0 or 1: back segments with transparent huge pages */
-  KEEL_OPTION_PURGE_THREAD = 5 /* 0 or 1: a helper thread purges idle cached segments */
+  KEEL_OPTION_PURGE_THREAD = 5, /* 0 or 1: a helper thread purges idle cached segments */
+  KEEL_OPTION_REPORT_INTERVAL = 6 /* 1..60000 ms between samples of the KEEL_REPORT report */
 } keel_option_t;
 /* 0 on success; EINVAL for an unknown option or a value out of range. */
 int keel_option_set(keel_option_t option, long value);
@@ -127,7 +137,15 @@ long keel_option_get(keel_option_t option);
  * Counters are kept per thread without atomics on the fast paths and merged
  * when read. "In use" counts whole blocks (their usable size), so it is at
  * least what the program asked for. Blocks freed by another thread count as
- * in use until their owner takes them back (its next slow path). */
+ * in use until their owner takes them back (its next slow path).
+ *
+ * Calls: malloc and free are counted as blocks handed out and freed less
+ * those the other members account for; the allocating members count calls
+ * that returned a block; realloc, reallocarray and malloc_usable_size count
+ * every call; free_sized counts calls with a non-NULL pointer (with
+ * free_aligned_sized). The standard names and the keel_* ones count alike
+ * (keel_calloc is calloc, keel_usable_size is malloc_usable_size, ...);
+ * keel_heap_* allocations count as malloc, keel_heap_realloc as realloc. */
 #define KEEL_STATS_CLASSES 48
 typedef struct keel_class_stats_s {
   size_t block_size;       /* bytes per block of this size class */
@@ -139,26 +157,41 @@ typedef struct keel_stats_s {
   size_t in_use_bytes;          /* bytes in live blocks, now */
   size_t in_use_bytes_peak;     /* highest value seen at a slow path or read */
   size_t committed_bytes;       /* mapped and not given back to the OS, now */
-  size_t committed_bytes_peak;
+  size_t committed_bytes_peak;  /* highest committed_bytes after any map or reuse of purged memory */
   size_t reserved_bytes;        /* address space mapped from the OS, now */
   size_t allocated_bytes_total; /* bytes in all blocks ever handed out */
   size_t freed_bytes_total;     /* bytes in all blocks ever freed */
-  size_t calls_malloc, calls_calloc, calls_realloc, calls_free;
-  size_t calls_aligned;         /* aligned_alloc, posix_memalign, memalign, valloc, pvalloc */
+  size_t calls_malloc, calls_calloc;
+  size_t calls_realloc;         /* realloc only (reallocarray: calls_reallocarray) */
+  size_t calls_free;            /* free and cfree (free_sized: calls_free_sized) */
+  size_t calls_aligned;         /* the sum of the five aligned members below */
   size_t huge_blocks;           /* live blocks above 128 KiB (own mappings) */
   size_t threads_seen;          /* threads that ever allocated */
-  size_t segments_abandoned;    /* by exiting threads */
+  /* Whole segments (4 MiB, up to 64 pages each), not pages: */
+  size_t segments_abandoned;    /* left by exiting threads */
   size_t segments_reclaimed;    /* adopted by live threads */
   size_t pages_purged;          /* free pages given back to the OS */
   size_t os_calls;              /* map, unmap and purge calls */
   keel_class_stats_t classes[KEEL_STATS_CLASSES];
+  /* Not in 1.0.0 (kept at the end, so 1.0 binaries keep working: see
+   * keel_stats_get below): the other family members, one count each. */
+  size_t calls_reallocarray, calls_free_sized;
+  size_t calls_aligned_alloc, calls_posix_memalign, calls_memalign, calls_valloc, calls_pvalloc;
+  size_t calls_usable_size;     /* malloc_usable_size */
 } keel_stats_t;
 
-/* Fill *out with the current statistics of the whole process. */
+/* Fill the first `size` bytes of *out with the current statistics of the
+ * whole process (bytes past sizeof(keel_stats_t) are zeroed). Call it as
+ * keel_stats_get(&s): the macro passes the size of the caller's struct, so
+ * a program keeps working with a later keel whose struct has grown. The
+ * function keel_stats_get itself (what 1.0.0 binaries call, and what a
+ * pointer to it or dlsym gives) fills the 1.0.0 fields, up to classes[]. */
+void keel_stats_get_sized(keel_stats_t *out, size_t size);
 void keel_stats_get(keel_stats_t *out);
+#define keel_stats_get(out) keel_stats_get_sized((out), sizeof *(out))
 /* Print the statistics as a table (units scaled), one line per size class
- * in use. `out` is a FILE *; NULL means stderr. */
-void keel_stats_print(void *out);
+ * in use. NULL means stderr. */
+void keel_stats_print(FILE *out);
 
 #ifdef __cplusplus
 }

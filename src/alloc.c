@@ -45,10 +45,6 @@ kl_inline void *heap_malloc(kl_heap_t *heap, size_t size) {
 
 void *kl_malloc(size_t size) { return heap_malloc(kl_heap_get(), size); }
 
-/* Counters of the calling thread's heap for the non-malloc entries; skipped
- * while the thread has none (its first call failed). */
-#define COUNT(field) do { kl_heap_t *h_ = kl_heap_get(); if (h_ != &kl_heap_empty) h_->counters.field++; } while (0)
-
 void *kl_calloc(size_t count, size_t size) {
   size_t total;
   if (kl_unlikely(kl_mul_overflow(count, size, &total))) { errno = ENOMEM; return NULL; }
@@ -60,15 +56,15 @@ void *kl_calloc(size_t count, size_t size) {
     /* Huge: fresh OS memory is already zero, so only recycled memory is cleared. */
     p = kl_malloc_generic(kl_heap_get(), total, 0, true);
   }
-  if (p != NULL) COUNT(calls_calloc);
+  if (p != NULL) KL_COUNT_CALL(KL_CALL_CALLOC);
   return p;
 }
 
+/* Counted by the entry points (aligned_alloc, posix_memalign, memalign,
+ * valloc, pvalloc), each on its own. */
 void *kl_aligned(size_t align, size_t size) {
-  void *p = align <= 16 ? kl_malloc(size)   /* every block is 16-aligned */
-                        : kl_malloc_generic(kl_heap_get(), size, align, false);
-  if (p != NULL) COUNT(calls_aligned);
-  return p;
+  return align <= 16 ? kl_malloc(size)   /* every block is 16-aligned */
+                     : kl_malloc_generic(kl_heap_get(), size, align, false);
 }
 
 /* The page of a block keel handed out, or NULL after reporting a bad
@@ -98,14 +94,15 @@ size_t kl_usable_size(const void *p, const char *who) {
 }
 
 /* realloc whose moved block comes from `heap`: the thread's default heap for
- * realloc, a first-class heap for keel_heap_realloc. */
+ * realloc, a first-class heap for keel_heap_realloc. The entry points count
+ * the call; here, the blocks taken and given back (stats.c subtracts them
+ * from the malloc and free counts). */
 static void *realloc_in(kl_heap_t *heap, void *p, size_t size, const char *who) {
-  if (p == NULL) { void *q = heap_malloc(heap, size); if (q) { COUNT(calls_realloc); COUNT(realloc_allocs); } return q; }
-  COUNT(calls_realloc);
+  if (p == NULL) { void *q = heap_malloc(heap, size); if (q) KL_COUNT(realloc_allocs); return q; }
   kl_segment_t *seg;
   kl_page_t *page = kl_checked_page(p, &seg, who);
   if (page == NULL) { errno = EINVAL; return NULL; }
-  if (size == 0) { kl_free(p); COUNT(realloc_frees); return NULL; }   /* glibc's behaviour */
+  if (size == 0) { kl_free(p); KL_COUNT(realloc_frees); return NULL; }   /* glibc's behaviour */
   size_t usable = page->block_size;
   if (seg->kind == KL_SEG_HUGE) {
     if (size > KL_MEDIUM_MAX) {
@@ -119,8 +116,8 @@ static void *realloc_in(kl_heap_t *heap, void *p, size_t size, const char *who) 
   if (q == NULL) return NULL;   /* errno is ENOMEM; p stays valid */
   memcpy(q, p, size < usable ? size : usable);
   kl_free(p);
-  COUNT(realloc_allocs);
-  COUNT(realloc_frees);
+  KL_COUNT(realloc_allocs);
+  KL_COUNT(realloc_frees);
   return q;
 }
 
@@ -130,15 +127,27 @@ void *kl_realloc(void *p, size_t size, const char *who) { return realloc_in(kl_h
 
 kl_public void *keel_malloc(size_t size) { return KL_MALLOC(size); }
 kl_public void *keel_calloc(size_t count, size_t size) { return KL_CALLOC(count, size); }
-kl_public void *keel_realloc(void *p, size_t size) { return KL_REALLOC(p, size, "keel_realloc"); }
-kl_public size_t keel_usable_size(const void *p) { return KL_USABLE(p, "keel_usable_size"); }
+/* Counted after the call, which sets up the thread's heap if it is the
+ * thread's first. */
+kl_public void *keel_realloc(void *p, size_t size) {
+  void *q = KL_REALLOC(p, size, "keel_realloc");
+  KL_COUNT_CALL(KL_CALL_REALLOC);
+  return q;
+}
+kl_public size_t keel_usable_size(const void *p) {
+  size_t n = KL_USABLE(p, "keel_usable_size");
+  KL_COUNT_CALL(KL_CALL_USABLE_SIZE);
+  return n;
+}
 kl_public int keel_version(void) { return KEEL_VERSION; }
 
 /* C11 aligned_alloc and POSIX posix_memalign, shared by the keel_* names
  * and the standard ones (override.c). */
 void *kl_aligned_alloc(size_t alignment, size_t size) {
   if (!kl_is_pow2(alignment)) { errno = EINVAL; return NULL; }
-  return KL_ALIGNED(alignment, size);
+  void *p = KL_ALIGNED(alignment, size);
+  if (p != NULL) KL_COUNT_CALL(KL_CALL_ALIGNED_ALLOC);
+  return p;
 }
 kl_public void *keel_aligned_alloc(size_t alignment, size_t size) { return kl_aligned_alloc(alignment, size); }
 
@@ -150,17 +159,15 @@ int kl_posix_memalign(void **out, size_t alignment, size_t size) {
   void *p = KL_ALIGNED(alignment, size);
   errno = err;    /* posix_memalign reports through its result, not errno */
   if (p == NULL) return ENOMEM;
+  KL_COUNT_CALL(KL_CALL_POSIX_MEMALIGN);
   *out = p;
   return 0;
 }
 
 /* ---- first-class heaps: allocation (lifecycle in heap.c) ----------------- */
 
-static bool heap_usable(const kl_heap_t *heap, const char *who) {
-  if (heap != NULL && heap->is_user && heap->thread_id == kl_prim_thread_id()) return true;
-  kl_error_bad_pointer(who, heap, "not a live heap of this thread (a heap belongs to the thread that made it)");
-  return false;
-}
+/* A heap of this thread, or its default heap (keel_heap_default). */
+static bool heap_usable(const kl_heap_t *heap, const char *who) { return kl_heap_owned_here(heap, true, who); }
 
 kl_public void *keel_heap_malloc(keel_heap_t *h, size_t size) {
   kl_heap_t *heap = (kl_heap_t *)h;
@@ -192,15 +199,18 @@ kl_public void *keel_heap_aligned_alloc(keel_heap_t *h, size_t alignment, size_t
 kl_public void *keel_heap_realloc(keel_heap_t *h, void *p, size_t size) {
   kl_heap_t *heap = (kl_heap_t *)h;
   if (!heap_usable(heap, "keel_heap_realloc")) { errno = EINVAL; return NULL; }
+  KL_COUNT_CALL(KL_CALL_REALLOC);
 #if KL_DEBUG
   /* Debug build: always move, so the canary and fill checks run. */
-  if (p == NULL) return keel_heap_malloc(h, size);
+  if (p == NULL) { void *q = keel_heap_malloc(h, size); if (q != NULL) KL_COUNT(realloc_allocs); return q; }
   size_t old = kl_dbg_usable(p, "keel_heap_realloc");
-  if (size == 0) { kl_dbg_free(p, "keel_heap_realloc"); return NULL; }
+  if (size == 0) { kl_dbg_free(p, "keel_heap_realloc"); KL_COUNT(realloc_frees); return NULL; }
   void *q = keel_heap_malloc(h, size);
   if (q == NULL) return NULL;
   memcpy(q, p, old < size ? old : size);
   kl_dbg_free(p, "keel_heap_realloc");
+  KL_COUNT(realloc_allocs);
+  KL_COUNT(realloc_frees);
   return q;
 #else
   return realloc_in(heap, p, size, "keel_heap_realloc");

@@ -93,20 +93,25 @@ void *kl_dbg_aligned(size_t align, size_t n) { return kl_dbg_finish(kl_aligned(a
 void *kl_dbg_calloc(size_t count, size_t size) {
   size_t total;
   if (kl_mul_overflow(count, size, &total)) { errno = ENOMEM; return NULL; }
-  return kl_dbg_finish(kl_malloc(kl_dbg_size(total)), total, true);
+  void *p = kl_dbg_finish(kl_malloc(kl_dbg_size(total)), total, true);
+  if (p != NULL) KL_COUNT_CALL(KL_CALL_CALLOC);   /* as kl_calloc: stats.c subtracts it from malloc */
+  return p;
 }
 
-/* Always moves, so every realloc runs the canary and fill checks. */
+/* Always moves, so every realloc runs the canary and fill checks. Counts
+ * the blocks it takes and gives back as realloc_in does (alloc.c). */
 void *kl_dbg_realloc(void *p, size_t n, const char *who) {
-  if (p == NULL) return kl_dbg_malloc(n);
+  if (p == NULL) { void *q = kl_dbg_malloc(n); if (q != NULL) KL_COUNT(realloc_allocs); return q; }
   kl_segment_t *seg;
   if (kl_checked_page(p, &seg, who) == NULL) { errno = EINVAL; return NULL; }
   size_t old = requested(p, who);
-  if (n == 0) { kl_dbg_free(p, who); return NULL; }
+  if (n == 0) { kl_dbg_free(p, who); KL_COUNT(realloc_frees); return NULL; }
   void *q = kl_dbg_malloc(n);
   if (q == NULL) return NULL;
   memcpy(q, p, old < n ? old : n);
   kl_dbg_free(p, who);
+  KL_COUNT(realloc_allocs);
+  KL_COUNT(realloc_frees);
   return q;
 }
 #endif

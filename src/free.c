@@ -91,5 +91,6 @@ kl_public void keel_free_sized(void *p, size_t size) {
     kl_error_bad_pointer("keel_free_sized", p, "size larger than the block");
 #endif
   (void)size;
+  if (p != NULL) KL_COUNT_CALL(KL_CALL_FREE_SIZED);   /* as free_sized (override.c) */
   KL_FREE(p, "keel_free_sized");
 }

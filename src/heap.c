@@ -264,11 +264,17 @@ static kl_heap_t *default_heap(void) {
   return def != &kl_heap_empty ? def : kl_heap_init_thread();
 }
 
-static bool owned_here(const kl_heap_t *heap, const char *who) {
+/* heap is a live heap the calling thread made, or (if allowed) the
+ * thread's default heap; else the error is reported. */
+bool kl_heap_owned_here(const kl_heap_t *heap, bool allow_default, const char *who) {
   if (heap != NULL && heap->is_user && heap->thread_id == kl_prim_thread_id()) return true;
-  kl_error_bad_pointer(who, heap, "not a live heap of this thread (a heap belongs to the thread that made it)");
+  if (allow_default && heap != NULL && heap == kl_heap_get() && heap != &kl_heap_empty) return true;
+  kl_error_bad_pointer(who, heap, allow_default || heap == NULL || heap != kl_heap_get()
+      ? "not a live heap of this thread (a heap belongs to the thread that made it)"
+      : "a thread's default heap lives as long as the thread (it cannot be destroyed or deleted)");
   return false;
 }
+static bool owned_here(const kl_heap_t *heap, const char *who) { return kl_heap_owned_here(heap, false, who); }
 
 static void users_unlink(kl_heap_t *heap) {
   kl_heap_t *parent = heap->parent;
@@ -394,7 +400,7 @@ static bool visit_queue(kl_page_queue_t *q, bool (*visit)(void *, size_t, void *
 
 kl_public bool keel_heap_visit(keel_heap_t *h, bool (*visit)(void *block, size_t size, void *arg), void *arg) {
   kl_heap_t *heap = (kl_heap_t *)h;
-  if (!owned_here(heap, "keel_heap_visit") || visit == NULL) return true;
+  if (!kl_heap_owned_here(heap, true, "keel_heap_visit") || visit == NULL) return true;
   kl_segment_huge_sweep(heap, false, false);
   for (unsigned c = 0; c < KL_CLASS_COUNT; c++) if (!visit_queue(&heap->queues[c], visit, arg)) return false;
   if (!visit_queue(&heap->full, visit, arg)) return false;

@@ -1,7 +1,10 @@
 /* options.c — KEEL_* runtime options, read once from the environment
  * (through the platform layer, without allocating). A bad value is reported
  * with the variable's name and the default that stays in force; it never
- * stops the program. The README lists every option. */
+ * stops the program. The README lists every option. Not here, because they
+ * are not numbers a program would set: KEEL_REPORT (a file name) and
+ * KEEL_REPORT_PID (report.c), and the test builds' KEEL_TEST_MMAP_FAIL
+ * (prim/unix.c). */
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
@@ -17,6 +20,7 @@ static const desc_t descs[KL_OPT_COUNT] = {
   [KL_OPT_PURGE_DELAY]   = { "KEEL_PURGE_DELAY", 10, 0, 3600 * 1000, false, { 0, 0 } },
   [KL_OPT_HUGE_PAGES]    = { "KEEL_HUGE_PAGES", 0, 0, 1, true, { 0, 0 } },
   [KL_OPT_PURGE_THREAD]  = { "KEEL_PURGE_THREAD", 1, 0, 1, true, { 0, 0 } },
+  [KL_OPT_REPORT_INTERVAL] = { "KEEL_REPORT_INTERVAL", 5, 1, 60 * 1000, false, { 0, 0 } },
 };
 
 static long values[KL_OPT_COUNT];
@@ -50,15 +54,17 @@ void kl_options_init(void) {
     if (explicit_set[i]) continue;
     values[i] = d->def;
     const char *s = kl_prim_getenv(d->name);
-    if (s == NULL || *s == '\0') continue;
-    long v;
+    if (s == NULL) continue;
+    long v;   /* an empty value is not valid either: parse rejects it, and it is reported */
     if (parse(d, s, &v)) values[i] = v;
     else if (d->words[0])
       kl_message("keel: %s=%s is not valid (use %s or %s); keeping the default %s\n",
                  d->name, s, d->words[0], d->words[1], d->words[d->def]);
+    else if (d->is_bool)
+      kl_message("keel: %s=%s is not valid (use 0 or 1); keeping the default %ld\n", d->name, s, d->def);
     else
-      kl_message("keel: %s=%s is not valid (%s); keeping the default %ld\n", d->name, s,
-                 d->is_bool ? "use 0 or 1" : "use a whole number of milliseconds", d->def);
+      kl_message("keel: %s=%s is not valid (use a whole number of milliseconds from %ld to %ld); keeping the default %ld\n",
+                 d->name, s, d->min, d->max, d->def);
   }
   /* Release: readers that see inited see the values. */
   kl_store_release(&inited, 1);
@@ -71,7 +77,8 @@ long kl_option(kl_option_t opt) {
 
 _Static_assert((int)KEEL_OPTION_ON_ERROR == KL_OPT_ON_ERROR_WARN && (int)KEEL_OPTION_VERBOSE == KL_OPT_VERBOSE &&
                (int)KEEL_OPTION_SHOW_STATS == KL_OPT_SHOW_STATS && (int)KEEL_OPTION_PURGE_DELAY == KL_OPT_PURGE_DELAY &&
-               (int)KEEL_OPTION_HUGE_PAGES == KL_OPT_HUGE_PAGES && (int)KEEL_OPTION_PURGE_THREAD == KL_OPT_PURGE_THREAD,
+               (int)KEEL_OPTION_HUGE_PAGES == KL_OPT_HUGE_PAGES && (int)KEEL_OPTION_PURGE_THREAD == KL_OPT_PURGE_THREAD &&
+               (int)KEEL_OPTION_REPORT_INTERVAL == KL_OPT_REPORT_INTERVAL,
                "public and internal option numbers agree");
 
 kl_public int keel_option_set(keel_option_t option, long value) {

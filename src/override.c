@@ -18,26 +18,47 @@
 
 #define KL_API kl_public
 
+/* Statistics (stats.c): malloc and free are counted by the fast paths'
+ * per-class counters; every other member here counts itself, with one plain
+ * increment of the thread's heap counters (KL_COUNT_CALL): an allocating
+ * member when it returns a block, the others on every call, after it (the
+ * call sets up the thread's heap if it is the thread's first). */
+
 static void *memalign_any(size_t align, size_t size) {
   /* glibc's memalign rounds an alignment that is not a power of two up to
    * the next one instead of failing. */
   if (align > ((size_t)1 << 62)) { errno = EINVAL; return NULL; }
   if (!kl_is_pow2(align)) align = (size_t)1 << (kl_bsr(align) + 1);
-  return KL_ALIGNED(align, size);
+  void *p = KL_ALIGNED(align, size);
+  if (p != NULL) KL_COUNT_CALL(KL_CALL_MEMALIGN);
+  return p;
+}
+
+static void *realloc_counted(void *p, size_t size, kl_call_t which, const char *who) {
+  void *q = KL_REALLOC(p, size, who);
+  KL_COUNT_CALL(which);
+  return q;
+}
+
+/* free_sized and free_aligned_sized: the block is counted with the frees
+ * too; stats.c takes these out of the free count. */
+static void free_sized_counted(void *p, const char *who) {
+  if (p != NULL) KL_COUNT_CALL(KL_CALL_FREE_SIZED);
+  KL_FREE(p, who);
 }
 
 KL_API void *malloc(size_t size) { return KL_MALLOC(size); }
 KL_API void  free(void *p) { KL_FREE(p, "free"); }
 KL_API void *calloc(size_t n, size_t size) { return KL_CALLOC(n, size); }
-KL_API void *realloc(void *p, size_t size) { return KL_REALLOC(p, size, "realloc"); }
+KL_API void *realloc(void *p, size_t size) { return realloc_counted(p, size, KL_CALL_REALLOC, "realloc"); }
 KL_API void  cfree(void *p) { KL_FREE(p, "cfree"); }
-KL_API void  free_sized(void *p, size_t size) { (void)size; KL_FREE(p, "free_sized"); }
-KL_API void  free_aligned_sized(void *p, size_t align, size_t size) { (void)align; (void)size; KL_FREE(p, "free_aligned_sized"); }
+KL_API void  free_sized(void *p, size_t size) { (void)size; free_sized_counted(p, "free_sized"); }
+KL_API void  free_aligned_sized(void *p, size_t align, size_t size) { (void)align; (void)size; free_sized_counted(p, "free_aligned_sized"); }
 
 KL_API void *reallocarray(void *p, size_t n, size_t size) {
   size_t total;
-  if (kl_mul_overflow(n, size, &total)) { errno = ENOMEM; return NULL; }
-  return KL_REALLOC(p, total, "reallocarray");
+  if (kl_mul_overflow(n, size, &total)) { KL_COUNT_CALL(KL_CALL_REALLOCARRAY); errno = ENOMEM; return NULL; }
+  return realloc_counted(p, total, KL_CALL_REALLOCARRAY, "reallocarray");
 }
 
 KL_API void *aligned_alloc(size_t align, size_t size) { return kl_aligned_alloc(align, size); }
@@ -45,20 +66,30 @@ KL_API void *aligned_alloc(size_t align, size_t size) { return kl_aligned_alloc(
 KL_API int posix_memalign(void **out, size_t align, size_t size) { return kl_posix_memalign(out, align, size); }
 
 KL_API void *memalign(size_t align, size_t size) { return memalign_any(align, size); }
-KL_API void *valloc(size_t size) { return KL_ALIGNED(kl_os.page_size, size); }
+KL_API void *valloc(size_t size) {
+  void *p = KL_ALIGNED(kl_os.page_size, size);
+  if (p != NULL) KL_COUNT_CALL(KL_CALL_VALLOC);
+  return p;
+}
 KL_API void *pvalloc(size_t size) {
   size_t ps = kl_os.page_size, rounded;
   if (kl_add_overflow(size, ps - 1, &rounded)) { errno = ENOMEM; return NULL; }
   rounded &= ~(ps - 1);
-  return KL_ALIGNED(ps, rounded ? rounded : ps);
+  void *p = KL_ALIGNED(ps, rounded ? rounded : ps);
+  if (p != NULL) KL_COUNT_CALL(KL_CALL_PVALLOC);
+  return p;
 }
-KL_API size_t malloc_usable_size(void *p) { return KL_USABLE(p, "malloc_usable_size"); }
+KL_API size_t malloc_usable_size(void *p) {
+  size_t n = KL_USABLE(p, "malloc_usable_size");
+  KL_COUNT_CALL(KL_CALL_USABLE_SIZE);
+  return n;
+}
 
 /* glibc's internal names: libc itself and some libraries call these. */
 KL_API void *__libc_malloc(size_t size) { return KL_MALLOC(size); }
 KL_API void  __libc_free(void *p) { KL_FREE(p, "free"); }
 KL_API void *__libc_calloc(size_t n, size_t size) { return KL_CALLOC(n, size); }
-KL_API void *__libc_realloc(void *p, size_t size) { return KL_REALLOC(p, size, "realloc"); }
+KL_API void *__libc_realloc(void *p, size_t size) { return realloc_counted(p, size, KL_CALL_REALLOC, "realloc"); }
 KL_API void *__libc_memalign(size_t align, size_t size) { return memalign_any(align, size); }
 KL_API void *__libc_valloc(size_t size) { return valloc(size); }
 KL_API void *__libc_pvalloc(size_t size) { return pvalloc(size); }

@@ -99,7 +99,9 @@ size_t kl_pool_fill(uint8_t *target, size_t size) {
                  : !best_covers && runs[i].size > runs[pick].size) pick = i;
     }
     size_t n = runs[pick].size < need ? runs[pick].size : need;
-    if (!kl_prim_move(runs[pick].addr, n, target + done, n)) break;   /* the rest stays fresh */
+    /* A run that will not move (it spans two kernel mappings, or the
+     * kernel is out of map entries) is given back rather than retried. */
+    if (!kl_prim_move(runs[pick].addr, n, target + done, n)) { run_drop(pick); continue; }
     /* Those pages now belong to the target's mapping, counted by its maker. */
     kl_stats_mapped(-(ptrdiff_t)n);
     kl_store_relaxed(&pooled, kl_load_relaxed(&pooled) - n);

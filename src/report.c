@@ -3,8 +3,9 @@
  *
  * When KEEL_REPORT names a file, the first thread to initialize starts a
  * detached sampler thread (at a safe point: its own heap is ready, so the
- * thread's creation may allocate). Every KEEL_REPORT_INTERVAL ms (default 5)
- * it records resident memory, committed memory and bytes in use into a
+ * thread's creation may allocate). Every KEEL_REPORT_INTERVAL ms (default 5;
+ * an option of options.c, so a bad value is reported there and
+ * keel_option_set changes it while sampling runs) it records resident memory, committed memory and bytes in use into a
  * fixed array; when the array fills, every other sample is dropped and the
  * interval doubles, so any run length fits in a bounded buffer. The size
  * class histogram is copied whenever bytes in use reach a new peak. At exit
@@ -26,7 +27,7 @@ static struct {
   const char *path;
   long pid;
   uint64_t start_ms;
-  unsigned interval;
+  unsigned halvings;             /* times the buffer was halved: the interval doubles each time */
   _Atomic(unsigned) count;      /* samples recorded (writer: sampler only) */
   sample_t s[MAX_SAMPLES];
   size_t peak_in_use, peak_rss;
@@ -36,13 +37,19 @@ static struct {
 
 static keel_stats_t scratch;     /* the sampler's own: keeps its stack small */
 
+static unsigned interval_ms(void) {
+  /* The option is at most 60000 and halvings at most 24: no overflow. */
+  uint64_t ms = (uint64_t)kl_option(KL_OPT_REPORT_INTERVAL) << R.halvings;
+  return ms > 3600 * 1000 ? 3600 * 1000 : (unsigned)ms;
+}
+
 static void take_sample(void) {
   keel_stats_get(&scratch);
   unsigned n = kl_load_relaxed(&R.count);
   if (n == MAX_SAMPLES) {       /* halve the resolution, keep the whole run */
     for (unsigned i = 0; i < MAX_SAMPLES / 2; i++) R.s[i] = R.s[2 * i];
     n = MAX_SAMPLES / 2;
-    R.interval *= 2;
+    if (R.halvings < 24) R.halvings++;
   }
   sample_t *x = &R.s[n];
   x->ms = (uint32_t)(kl_prim_clock_ms() - R.start_ms);
@@ -63,7 +70,7 @@ static void *sampler(void *arg) {
   int gen = (int)(intptr_t)arg;
   while (kl_load_acquire(&R.active) && kl_load_relaxed(&R.generation) == gen) {
     take_sample();
-    kl_prim_sleep_ms(R.interval);
+    kl_prim_sleep_ms(interval_ms());
   }
   return NULL;
 }
@@ -71,9 +78,7 @@ static void *sampler(void *arg) {
 static void begin(void) {
   R.pid = kl_prim_pid();
   R.start_ms = kl_prim_clock_ms();
-  R.interval = 5;
-  const char *iv = kl_prim_getenv("KEEL_REPORT_INTERVAL");
-  if (iv && atoi(iv) > 0) R.interval = (unsigned)atoi(iv);
+  R.halvings = 0;
   kl_store_relaxed(&R.count, 0);
   R.peak_in_use = R.peak_rss = 0;
   kl_store_release(&R.active, 1);
@@ -185,7 +190,7 @@ static void write_report(void) {
              "th{text-align:left}</style></head><body>\n", R.pid);
   fprintf(f, "<h1>keel memory report</h1>\n<p>Process %ld, %u ms, %u samples every %u ms or less. "
              "Peak bytes in use %.2f MiB at %u ms; peak resident %.2f MiB. %s</p>\n",
-          R.pid, last->ms, n, R.interval, mib(R.peak_in_use), R.peak_ms, mib(R.peak_rss),
+          R.pid, last->ms, n, interval_ms(), mib(R.peak_in_use), R.peak_ms, mib(R.peak_rss),
           grows ? "Bytes in use grew over the second half of the run." : "Bytes in use did not grow over the second half of the run.");
   fprintf(f, "<h2>Memory over time</h2>\n");
   line_chart(f, n);
@@ -201,10 +206,18 @@ static void write_report(void) {
   ROW("malloc calls", "%zu", scratch.calls_malloc);
   ROW("calloc calls", "%zu", scratch.calls_calloc);
   ROW("realloc calls", "%zu", scratch.calls_realloc);
-  ROW("aligned allocation calls", "%zu", scratch.calls_aligned);
+  ROW("reallocarray calls", "%zu", scratch.calls_reallocarray);
+  ROW("aligned_alloc calls", "%zu", scratch.calls_aligned_alloc);
+  ROW("posix_memalign calls", "%zu", scratch.calls_posix_memalign);
+  ROW("memalign calls", "%zu", scratch.calls_memalign);
+  ROW("valloc calls", "%zu", scratch.calls_valloc);
+  ROW("pvalloc calls", "%zu", scratch.calls_pvalloc);
+  ROW("malloc_usable_size calls", "%zu", scratch.calls_usable_size);
   ROW("free calls", "%zu", scratch.calls_free);
+  ROW("free_sized calls", "%zu", scratch.calls_free_sized);
   ROW("threads", "%zu", scratch.threads_seen);
-  ROW("segments abandoned / reclaimed", "%zu", scratch.segments_abandoned);
+  ROW("segments abandoned by exiting threads", "%zu", scratch.segments_abandoned);
+  ROW("segments reclaimed by live threads", "%zu", scratch.segments_reclaimed);
   ROW("pages purged", "%zu", scratch.pages_purged);
   ROW("OS calls", "%zu", scratch.os_calls);
 #undef ROW

@@ -2,8 +2,11 @@
  *
  * Where the numbers come from:
  *  - per-heap counters (types.h): blocks handed out and freed by class and
- *    the non-malloc entries, plain increments by the owner, summed here
- *    over every heap struct ever made (the list never shrinks);
+ *    the family members other than malloc and free (kl_call_t), plain
+ *    increments by the owner, summed here over every heap struct ever made
+ *    (the list never shrinks). malloc and free have no counter of their own,
+ *    so their fast paths stay as they are: their counts are the blocks
+ *    handed out and freed less those the other members account for;
  *  - process-wide atomics (kl_os_stats), touched only on slow paths:
  *    mapped and purged bytes, huge blocks, pages per class, threads;
  *  - bytes in use at peak: each heap publishes its net bytes in use every
@@ -74,17 +77,17 @@ void kl_stats_sample(kl_heap_t *heap) {
 }
 
 __attribute__((no_sanitize("thread")))
-kl_public void keel_stats_get(keel_stats_t *out) {
+static void stats_get(keel_stats_t *out) {
   memset(out, 0, sizeof *out);
   kl_heap_t *self = kl_heap_get();
   if (self != &kl_heap_empty) kl_stats_sample(self);
   size_t allocs[KL_CLASS_COUNT] = { 0 }, frees[KL_CLASS_COUNT] = { 0 };
-  size_t calloc_n = 0, realloc_n = 0, aligned_n = 0, r_allocs = 0, r_frees = 0;
+  size_t calls[KL_CALL_COUNT] = { 0 }, r_allocs = 0, r_frees = 0;
   /* Acquire pairs with the release push in kl_stats_heap_made. */
   for (kl_heap_t *h = kl_load_acquire(&all_heaps); h != NULL; h = h->all_next) {
     const kl_counters_t *c = &h->counters;
     for (unsigned i = 0; i < KL_CLASS_COUNT; i++) { allocs[i] += PEEK(c->allocs[i]); frees[i] += PEEK(c->frees[i]); }
-    calloc_n += PEEK(c->calls_calloc); realloc_n += PEEK(c->calls_realloc); aligned_n += PEEK(c->calls_aligned);
+    for (unsigned i = 0; i < KL_CALL_COUNT; i++) calls[i] += PEEK(c->calls[i]);
     r_allocs += PEEK(c->realloc_allocs); r_frees += PEEK(c->realloc_frees);
     out->pages_purged += PEEK(c->pages_purged);
     out->segments_reclaimed += PEEK(c->segments_reclaimed);
@@ -114,14 +117,43 @@ kl_public void keel_stats_get(keel_stats_t *out) {
   out->committed_bytes_peak = kl_load_relaxed(&kl_os_stats.committed_peak);
   if (out->committed_bytes_peak < out->committed_bytes) out->committed_bytes_peak = out->committed_bytes;
   out->reserved_bytes = kl_load_relaxed(&kl_os_stats.mapped);
-  out->calls_calloc = calloc_n;
-  out->calls_realloc = realloc_n;
-  out->calls_aligned = aligned_n;
-  size_t others = calloc_n + aligned_n + r_allocs;
+  out->calls_calloc = calls[KL_CALL_CALLOC];
+  out->calls_realloc = calls[KL_CALL_REALLOC];
+  out->calls_reallocarray = calls[KL_CALL_REALLOCARRAY];
+  out->calls_free_sized = calls[KL_CALL_FREE_SIZED];
+  out->calls_aligned_alloc = calls[KL_CALL_ALIGNED_ALLOC];
+  out->calls_posix_memalign = calls[KL_CALL_POSIX_MEMALIGN];
+  out->calls_memalign = calls[KL_CALL_MEMALIGN];
+  out->calls_valloc = calls[KL_CALL_VALLOC];
+  out->calls_pvalloc = calls[KL_CALL_PVALLOC];
+  out->calls_usable_size = calls[KL_CALL_USABLE_SIZE];
+  out->calls_aligned = out->calls_aligned_alloc + out->calls_posix_memalign + out->calls_memalign +
+                       out->calls_valloc + out->calls_pvalloc;
+  /* Each block is counted once: by the member that handed it out, or else
+   * by malloc; by free_sized or realloc that gave it back, or else by free. */
+  size_t others = out->calls_calloc + out->calls_aligned + r_allocs;
   out->calls_malloc = total_allocs > others ? total_allocs - others : 0;
-  out->calls_free = total_frees > r_frees ? total_frees - r_frees : 0;
+  others = out->calls_free_sized + r_frees;
+  out->calls_free = total_frees > others ? total_frees - others : 0;
   out->threads_seen = kl_load_relaxed(&kl_os_stats.threads);
   out->os_calls = kl_load_relaxed(&kl_os_stats.os_calls);
+}
+
+kl_public void keel_stats_get_sized(keel_stats_t *out, size_t size) {
+  if (size >= sizeof *out) {
+    stats_get(out);
+    memset((char *)out + sizeof *out, 0, size - sizeof *out);
+  } else {
+    keel_stats_t all;
+    stats_get(&all);
+    memcpy(out, &all, size);
+  }
+}
+
+/* The 1.0.0 entry: its keel_stats_t ended with classes[]. Parenthesized so
+ * that keel.h's macro of the same name does not expand here. */
+kl_public void (keel_stats_get)(keel_stats_t *out) {
+  keel_stats_get_sized(out, offsetof(keel_stats_t, calls_reallocarray));
 }
 
 /* "12.3 MiB": scaled with one decimal; buf holds at least 16 bytes. */
@@ -135,8 +167,8 @@ static const char *human(size_t n, char *buf) {
   return buf;
 }
 
-kl_public void keel_stats_print(void *outp) {
-  FILE *out = outp ? (FILE *)outp : stderr;
+kl_public void keel_stats_print(FILE *out) {
+  if (out == NULL) out = stderr;
   keel_stats_t s;
   keel_stats_get(&s);
   char a[16], b[16];
@@ -145,8 +177,11 @@ kl_public void keel_stats_print(void *outp) {
   fprintf(out, "  committed   %12s   peak %12s\n", human(s.committed_bytes, a), human(s.committed_bytes_peak, b));
   fprintf(out, "  reserved    %12s\n", human(s.reserved_bytes, a));
   fprintf(out, "  allocated   %12s   freed %11s   (totals)\n", human(s.allocated_bytes_total, a), human(s.freed_bytes_total, b));
-  fprintf(out, "  calls       malloc %zu, calloc %zu, realloc %zu, aligned %zu, free %zu\n",
-          s.calls_malloc, s.calls_calloc, s.calls_realloc, s.calls_aligned, s.calls_free);
+  fprintf(out, "  calls       malloc %zu, calloc %zu, realloc %zu, reallocarray %zu, free %zu, free_sized %zu\n",
+          s.calls_malloc, s.calls_calloc, s.calls_realloc, s.calls_reallocarray, s.calls_free, s.calls_free_sized);
+  fprintf(out, "              aligned_alloc %zu, posix_memalign %zu, memalign %zu, valloc %zu, pvalloc %zu, "
+               "malloc_usable_size %zu\n", s.calls_aligned_alloc, s.calls_posix_memalign, s.calls_memalign,
+          s.calls_valloc, s.calls_pvalloc, s.calls_usable_size);
   fprintf(out, "  threads %zu, segments abandoned %zu / reclaimed %zu, pages purged %zu, OS calls %zu, huge blocks %zu\n",
           s.threads_seen, s.segments_abandoned, s.segments_reclaimed, s.pages_purged, s.os_calls, s.huge_blocks);
   fprintf(out, "  %10s %12s %12s %8s\n", "class", "blocks", "bytes", "pages");

@@ -7,9 +7,10 @@
 #include "types.h"
 #include "prim.h"
 
-/* ---- spin locks: keel has two, each held for a few steps off the fast
- * paths (the abandoned-segment list, segment.c; the huge-block pool,
- * pool.c). Acquire: the holder's writes are visible; release publishes ours. */
+/* ---- spin locks, each held for a few steps off the fast paths: the
+ * abandoned-segment list and the cache purge passes (segment.c), the
+ * huge-block pool (pool.c). Acquire: the holder's writes are visible;
+ * release publishes ours. */
 kl_inline void kl_lock(_Atomic(int) *lock) {
   for (unsigned spins = 0; atomic_exchange_explicit(lock, 1, memory_order_acquire) != 0; ) {
     while (kl_load_relaxed(lock) != 0) {
@@ -34,6 +35,7 @@ kl_hidden void kl_heap_queue_to_front(kl_heap_t *heap, kl_page_t *page);
 kl_hidden void kl_heap_page_to_full(kl_heap_t *heap, kl_page_t *page);
 kl_hidden void kl_heap_page_from_full(kl_heap_t *heap, kl_page_t *page);
 kl_hidden bool kl_heap_is_valid(const kl_heap_t *heap);
+kl_hidden bool kl_heap_owned_here(const kl_heap_t *heap, bool allow_default, const char *who);
 
 /* ---- bins.c */
 extern const uint32_t kl_class_size[KL_CLASS_COUNT] kl_hidden;
@@ -150,7 +152,6 @@ kl_hidden void kl_pool_give(void *addr, size_t size);
 kl_hidden bool kl_pool_purge(bool all);                         /* true if it unmapped anything */
 kl_hidden void kl_pool_atfork_init(void);
 
-
 /* ---- page.c: the slow path */
 kl_hidden void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero);
 kl_hidden void kl_page_collect(kl_page_t *page);
@@ -184,7 +185,7 @@ extern uintptr_t kl_free_key_base kl_hidden;
 
 /* ---- options.c */
 typedef enum { KL_OPT_ON_ERROR_WARN, KL_OPT_VERBOSE, KL_OPT_SHOW_STATS, KL_OPT_PURGE_DELAY,
-               KL_OPT_HUGE_PAGES, KL_OPT_PURGE_THREAD, KL_OPT_COUNT } kl_option_t;
+               KL_OPT_HUGE_PAGES, KL_OPT_PURGE_THREAD, KL_OPT_REPORT_INTERVAL, KL_OPT_COUNT } kl_option_t;
 kl_hidden void kl_options_init(void);
 kl_hidden long kl_option(kl_option_t opt);
 
@@ -208,6 +209,11 @@ kl_hidden void kl_stats_purged(ptrdiff_t delta);
 kl_hidden void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last);
 kl_hidden void kl_stats_sample(kl_heap_t *heap);
 kl_hidden void kl_stats_count_free_remote(unsigned class_idx);
+/* One more in a kl_counters_t field of the calling thread's heap (plain
+ * increment, owner only); skipped while the thread has none (its first call
+ * failed). For the entries other than malloc and free, never their fast paths. */
+#define KL_COUNT(field) do { kl_heap_t *h_ = kl_heap_get(); if (h_ != &kl_heap_empty) h_->counters.field++; } while (0)
+#define KL_COUNT_CALL(which) KL_COUNT(calls[which])
 
 /* ---- report.c */
 kl_hidden void kl_report_start(void);   /* KEEL_REPORT: start sampling (safe point only) */

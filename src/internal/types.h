@@ -147,10 +147,22 @@ typedef struct kl_page_queue_s { kl_page_t *first, *last; } kl_page_queue_t;
  * the new value of each word: all statistics need. They are cumulative over
  * every thread that used this heap struct (heaps are recycled, never freed),
  * so a process total is the sum over all heap structs ever made. */
+/* The family members counted on their own (malloc and free are not: their
+ * counts derive from the per-class counters, so the fast paths stay as they
+ * are). Allocating ones count calls that returned a block (those blocks are
+ * also in `allocs`); free_sized counts calls with a block (also in `frees`);
+ * realloc, reallocarray and malloc_usable_size count every call. */
+typedef enum {
+  KL_CALL_CALLOC, KL_CALL_REALLOC, KL_CALL_REALLOCARRAY, KL_CALL_FREE_SIZED,
+  KL_CALL_ALIGNED_ALLOC, KL_CALL_POSIX_MEMALIGN, KL_CALL_MEMALIGN, KL_CALL_VALLOC, KL_CALL_PVALLOC,
+  KL_CALL_USABLE_SIZE, KL_CALL_COUNT
+} kl_call_t;
+
 typedef struct kl_counters_s {
   size_t allocs[KL_CLASS_COUNT];   /* blocks handed out, by class */
   size_t frees[KL_CLASS_COUNT];    /* blocks freed by this thread, by class */
-  size_t calls_calloc, calls_realloc, calls_aligned, realloc_allocs, realloc_frees;
+  size_t calls[KL_CALL_COUNT];     /* by kl_call_t */
+  size_t realloc_allocs, realloc_frees;  /* blocks realloc took and gave back */
   size_t pages_purged, segments_reclaimed, segments_abandoned;
   size_t slow_calls;               /* kl_malloc_generic entries */
   ptrdiff_t in_use_published;      /* this heap's share of kl_os_stats.in_use_sampled */

@@ -30,6 +30,11 @@ static void *foreign_alloc(void *arg) {
   void *p = keel_heap_malloc(shared_heap, 32);
   return (void *)(uintptr_t)(p == NULL && errno == EINVAL);
 }
+static void *foreign_destroy_delete(void *arg) {
+  keel_heap_destroy(shared_heap);
+  keel_heap_delete(shared_heap);
+  return arg;
+}
 static void *free_these(void *arg) {
   void **v = arg;
   for (int i = 0; v[i]; i++) free(v[i]);
@@ -48,6 +53,10 @@ static void *make_heap_and_exit(void *arg) {
 
 int main(void) {
   keel_option_set(KEEL_OPTION_ON_ERROR, 1);   /* misuse cases below must return, not abort */
+  /* The purger thread stays on: it once held a cached segment out of its
+   * slot while malloc_trim went by, and "memory back near the baseline"
+   * below failed 1 run in 3 (4 MiB still committed; fixed in segment.c,
+   * trim_epoch). */
 
   /* basic allocation through every entry, content kept */
   keel_heap_t *h = keel_heap_new();
@@ -110,10 +119,62 @@ int main(void) {
   pthread_join(t, &res);
   CHECK(res == (void *)1);
 
-  /* impossible sizes */
+  /* another thread's destroy and delete are refused (reported; warn here):
+   * the heap and its blocks stay as they were */
+  n = 0;
+  keel_heap_visit(h, count_visit, &n);
+  pthread_create(&t, NULL, foreign_destroy_delete, NULL);
+  pthread_join(t, NULL);
+  size_t n2 = 0;
+  CHECK(keel_heap_visit(h, count_visit, &n2) && n2 == n);
+  CHECK(keel_heap_contains(h, big) && keel_heap_contains(h, r) && check(r, 50, 9));
+
+  /* impossible sizes: NULL and ENOMEM from every entry, like malloc; a
+   * failed realloc leaves the old block valid and in the heap */
   errno = 0; CHECK(keel_heap_malloc(h, SIZE_MAX - 10) == NULL && errno == ENOMEM);
   errno = 0; CHECK(keel_heap_calloc(h, SIZE_MAX / 2, 3) == NULL && errno == ENOMEM);
-  errno = 0; CHECK(keel_heap_aligned_alloc(h, 48, 10) == NULL && errno == EINVAL);
+  char *small = keel_heap_malloc(h, 100), *huge = keel_heap_malloc(h, 3 << 20);
+  fill(small, 100, 21);
+  fill(huge, 3 << 20, 22);
+  size_t bad[] = { SIZE_MAX, SIZE_MAX - 4096, SIZE_MAX / 2, (size_t)PTRDIFF_MAX, (size_t)1 << 62 };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    errno = 0; CHECKF(keel_heap_malloc(h, bad[i]) == NULL && errno == ENOMEM, "heap malloc(%zu)", bad[i]);
+    errno = 0; CHECKF(keel_heap_calloc(h, 1, bad[i]) == NULL && errno == ENOMEM, "heap calloc(1, %zu)", bad[i]);
+    errno = 0; CHECKF(keel_heap_realloc(h, small, bad[i]) == NULL && errno == ENOMEM, "heap realloc(small, %zu)", bad[i]);
+    errno = 0; CHECKF(keel_heap_realloc(h, huge, bad[i]) == NULL && errno == ENOMEM, "heap realloc(huge, %zu)", bad[i]);
+    errno = 0; CHECKF(keel_heap_realloc(h, NULL, bad[i]) == NULL && errno == ENOMEM, "heap realloc(NULL, %zu)", bad[i]);
+    errno = 0; CHECKF(keel_heap_aligned_alloc(h, 64, bad[i]) == NULL && errno == ENOMEM, "heap aligned(64, %zu)", bad[i]);
+    errno = 0; CHECKF(keel_heap_aligned_alloc(h, 1 << 20, bad[i]) == NULL && errno == ENOMEM, "heap aligned(1 MiB, %zu)", bad[i]);
+  }
+  CHECK(check(small, 100, 21) && keel_heap_contains(h, small));
+  CHECK(check(huge, 3 << 20, 22) && keel_heap_contains(h, huge));
+  /* an alignment no address space can honour is ENOMEM too */
+  errno = 0; CHECK(keel_heap_aligned_alloc(h, (size_t)1 << 63, 16) == NULL && errno == ENOMEM);
+  /* an alignment that is not a power of two is EINVAL, whatever the size */
+  size_t badal[] = { 0, 3, 24, 48, 100, 4097, SIZE_MAX };
+  for (size_t i = 0; i < sizeof badal / sizeof *badal; i++) {
+    errno = 0; CHECKF(keel_heap_aligned_alloc(h, badal[i], 10) == NULL && errno == EINVAL, "heap aligned(%zu, 10)", badal[i]);
+    errno = 0; CHECKF(keel_heap_aligned_alloc(h, badal[i], 0) == NULL && errno == EINVAL, "heap aligned(%zu, 0)", badal[i]);
+  }
+  /* keel_heap_realloc keeps the bytes through every regime and the block in
+   * the heap; shrinking within the block keeps it in place */
+  size_t path[] = { 1, 100, 8192, 8193, 100000, 131073, 1 << 20, 9 << 20, 1 << 20, 131073, 100000, 8193, 8192, 100, 1 };
+  char *rp = NULL;
+  size_t have = 0;
+  for (size_t i = 0; i < sizeof path / sizeof *path; i++) {
+    char *q = keel_heap_realloc(h, rp, path[i]);
+    size_t keepn = have < path[i] ? have : path[i];
+    CHECKF(q != NULL && check(q, keepn, 31) && keel_heap_contains(h, q), "heap realloc %zu -> %zu", have, path[i]);
+    if (q == NULL) break;
+    fill(q, path[i], 31);
+    rp = q;
+    have = path[i];
+  }
+  size_t u = keel_usable_size(rp);
+  CHECK(keel_heap_realloc(h, rp, u) == rp);
+  free(rp);
+  free(small);
+  free(huge);
 
   /* destroy frees everything at once */
   size_t before = in_use();

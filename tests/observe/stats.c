@@ -1,6 +1,8 @@
 /* stats.c — statistics and glibc's introspection calls checked against a
  * known allocation pattern. Links libkeel. */
+#define _GNU_SOURCE     /* reallocarray, valloc, pvalloc, memalign */
 #include <errno.h>
+#include <stdint.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -12,6 +14,104 @@
 #define MiB (1024.0 * 1024.0)
 static keel_stats_t s0, s1;
 
+/* C23's sized frees; glibc's stdlib.h declares them only in newer versions. */
+void free_sized(void *p, size_t size);
+void free_aligned_sized(void *p, size_t align, size_t size);
+
+static void *thread_mallocs(void *arg) {   /* a thread with an empty heap: its first malloc reclaims */
+  (void)arg;
+  void *q[64];
+  for (int i = 0; i < 64; i++) q[i] = malloc(100);
+  for (int i = 0; i < 64; i++) free(q[i]);
+  return NULL;
+}
+
+/* Every family member has its own count; malloc and free are what is left
+ * of the blocks handed out and freed. Nothing between the two reads may
+ * allocate (no stdio). */
+static void per_member_counts(void) {
+  void *m[10], *a[20];
+  size_t na = 0, usable = 0;
+  /* Warm up first: once the process holds two segments keel starts its
+   * purger thread, and glibc's pthread_create calls calloc. */
+  for (int round = 0; round < 2; round++) {
+    void *w[200];
+    for (int i = 0; i < 200; i++) w[i] = malloc((size_t)i * 700 + 1);
+    for (int i = 0; i < 200; i++) free(w[i]);
+  }
+  volatile size_t half = SIZE_MAX / 2;   /* hides the overflow from the compiler's warning */
+  keel_stats_get(&s0);
+  for (int i = 0; i < 10; i++) m[i] = malloc(24 + i * 100);           /* malloc 10 */
+  a[na++] = calloc(4, 8); a[na++] = calloc(1, 300000);                /* calloc 2 (one huge) */
+  a[na++] = keel_calloc(2, 2);                                        /* calloc 3 */
+  void *r = realloc(NULL, 16);                                        /* realloc 1 (a block) */
+  r = realloc(r, 4000);                                               /* realloc 2 (moves) */
+  r = keel_realloc(r, 4000);                                          /* realloc 3 (stays) */
+  void *ra = reallocarray(NULL, 10, 10);                              /* reallocarray 1 (a block) */
+  ra = reallocarray(ra, 100, 100);                                    /* reallocarray 2 (moves) */
+  errno = 0;
+  void *bad = reallocarray(ra, half, 4);                              /* reallocarray 3 (overflow) */
+  int overflow_ok = bad == NULL && errno == ENOMEM;
+  a[na++] = aligned_alloc(64, 100); a[na++] = keel_aligned_alloc(4096, 10);      /* aligned_alloc 2 */
+  void *pm = NULL;
+  int pm_ok = posix_memalign(&pm, 128, 50) == 0; a[na++] = pm;                   /* posix_memalign 1 */
+  pm_ok = pm_ok && keel_posix_memalign(&pm, 32, 50) == 0; a[na++] = pm;          /* posix_memalign 2 */
+  pm_ok = pm_ok && posix_memalign(&pm, 3, 50) == EINVAL;                         /* not a call that returned a block */
+  a[na++] = memalign(8, 10); a[na++] = memalign(256, 10); a[na++] = memalign(100, 10);  /* memalign 3 */
+  for (int i = 0; i < 4; i++) a[na++] = valloc(10 + i);                          /* valloc 4 */
+  for (int i = 0; i < 5; i++) a[na++] = pvalloc(5000);                           /* pvalloc 5 */
+  for (int i = 0; i < 6; i++) usable += malloc_usable_size(m[i]);                /* malloc_usable_size 6 */
+  usable += keel_usable_size(m[6]) + malloc_usable_size(NULL);                   /* 8 */
+  free_sized(m[0], 24); free_sized(m[1], 124); free_sized(NULL, 0);              /* free_sized 2 */
+  free_aligned_sized(a[3], 64, 100);                                             /* free_sized 3 */
+  keel_free_sized(m[2], 24); keel_free_sized(NULL, 0);                           /* free_sized 4 */
+  for (int i = 3; i < 10; i++) free(m[i]);                                       /* free 7 */
+  for (size_t i = 0; i < na; i++) if (i != 3) free(a[i]);                        /* free 7 + na - 1 */
+  free(r); free(ra);                                                             /* free 9 + na - 1 */
+  free(NULL);                                                                    /* not counted */
+  keel_stats_get(&s1);
+#define D(f) (s1.f - s0.f)
+  CHECK(overflow_ok && pm_ok && usable >= 6 * 24);
+  CHECKF(D(calls_malloc) == 10, "malloc %zu", D(calls_malloc));
+  CHECKF(D(calls_calloc) == 3, "calloc %zu", D(calls_calloc));
+  CHECKF(D(calls_realloc) == 3, "realloc %zu", D(calls_realloc));
+  CHECKF(D(calls_reallocarray) == 3, "reallocarray %zu", D(calls_reallocarray));
+  CHECKF(D(calls_aligned_alloc) == 2, "aligned_alloc %zu", D(calls_aligned_alloc));
+  CHECKF(D(calls_posix_memalign) == 2, "posix_memalign %zu", D(calls_posix_memalign));
+  CHECKF(D(calls_memalign) == 3, "memalign %zu", D(calls_memalign));
+  CHECKF(D(calls_valloc) == 4, "valloc %zu", D(calls_valloc));
+  CHECKF(D(calls_pvalloc) == 5, "pvalloc %zu", D(calls_pvalloc));
+  CHECKF(D(calls_aligned) == 16, "aligned (sum) %zu", D(calls_aligned));
+  CHECKF(D(calls_usable_size) == 8, "malloc_usable_size %zu", D(calls_usable_size));
+  CHECKF(D(calls_free_sized) == 4, "free_sized %zu", D(calls_free_sized));
+  CHECKF(D(calls_free) == 9 + na - 1, "free %zu (want %zu)", D(calls_free), 9 + na - 1);
+  CHECKF(s1.calls_aligned == s1.calls_aligned_alloc + s1.calls_posix_memalign + s1.calls_memalign +
+         s1.calls_valloc + s1.calls_pvalloc, "aligned %zu is not the sum", s1.calls_aligned);
+#undef D
+}
+
+/* keel_stats_get_sized never writes past `size`; the function keel_stats_get
+ * (what a 1.0.0 binary calls) fills the 1.0.0 struct only. */
+static void sized_get(void) {
+  size_t v1 = offsetof(keel_stats_t, calls_reallocarray);
+  static _Alignas(keel_stats_t) unsigned char buf[sizeof(keel_stats_t) + 64];
+  memset(buf, 0xAB, sizeof buf);
+  keel_stats_get_sized((keel_stats_t *)buf, v1);
+  int untouched = 1;
+  for (size_t i = v1; i < sizeof buf; i++) untouched &= buf[i] == 0xAB;
+  CHECK(untouched && ((keel_stats_t *)buf)->calls_malloc > 0);
+  memset(buf, 0xAB, sizeof buf);
+  (keel_stats_get)((keel_stats_t *)buf);          /* the function, not the macro */
+  untouched = 1;
+  for (size_t i = v1; i < sizeof buf; i++) untouched &= buf[i] == 0xAB;
+  CHECK(untouched && ((keel_stats_t *)buf)->calls_malloc > 0);
+  memset(buf, 0xAB, sizeof buf);
+  keel_stats_get_sized((keel_stats_t *)buf, sizeof buf);   /* a newer, longer struct: the tail is zeroed */
+  int zero_tail = 1;
+  for (size_t i = sizeof(keel_stats_t); i < sizeof buf; i++) zero_tail &= buf[i] == 0;
+  CHECK(zero_tail && ((keel_stats_t *)buf)->calls_usable_size > 0);
+}
+
 static void *thread_allocs(void *arg) {
   void **keep = arg;
   for (int i = 0; i < 1000; i++) keep[i] = malloc(100);   /* class 112 */
@@ -19,6 +119,8 @@ static void *thread_allocs(void *arg) {
 }
 
 int main(void) {
+  per_member_counts();
+  sized_get();
   keel_stats_get(&s0);
   /* 1000 blocks of 1000 bytes: class 1024 */
   void *p[1000];
@@ -60,9 +162,29 @@ int main(void) {
   keel_stats_get(&s0);
   CHECK(s0.in_use_bytes + 1000 * 112 <= s1.in_use_bytes);
 
-  /* mallinfo2: 64 MiB in use says about 64 MiB; after free, near zero */
+  /* A thread leaves live blocks (its segments are abandoned); a thread that
+   * starts afterwards adopts them at its first slow path. */
+  keel_stats_get(&s0);
+  pthread_create(&t, NULL, thread_allocs, keep);
+  pthread_join(t, NULL);
+  pthread_create(&t, NULL, thread_mallocs, NULL);
+  pthread_join(t, NULL);
+  keel_stats_get(&s1);
+  CHECKF(s1.segments_abandoned > s0.segments_abandoned, "abandoned %zu -> %zu", s0.segments_abandoned, s1.segments_abandoned);
+  CHECKF(s1.segments_reclaimed > s0.segments_reclaimed, "reclaimed %zu -> %zu", s0.segments_reclaimed, s1.segments_reclaimed);
+  for (int i = 0; i < 1000; i++) free(keep[i]);
+
+  /* mallinfo2: 64 MiB in use says about 64 MiB; after free, near zero.
+   * The first 64 MiB of huge blocks are new mappings: OS calls, and a
+   * committed peak at least that high, which stays after the free. */
   void *big[64];
+  keel_stats_get(&s0);
   for (int i = 0; i < 64; i++) { big[i] = malloc(1 << 20); memset(big[i], 2, 1 << 20); }
+  keel_stats_get(&s1);
+  CHECKF(s1.os_calls > s0.os_calls, "OS calls %zu -> %zu", s0.os_calls, s1.os_calls);
+  CHECKF(s1.committed_bytes_peak >= s1.committed_bytes && s1.committed_bytes_peak >= s0.committed_bytes + 64 * MiB,
+         "committed peak %zu, committed %zu (was %zu)", s1.committed_bytes_peak, s1.committed_bytes, s0.committed_bytes);
+  size_t peak_with_big = s1.committed_bytes_peak;
   struct mallinfo2 m = mallinfo2();
   CHECKF(m.uordblks >= 64 * MiB && m.uordblks < 66 * MiB, "uordblks %zu", m.uordblks);
   CHECK(m.hblks >= 64 && m.arena >= m.uordblks);
@@ -80,6 +202,9 @@ int main(void) {
   keel_stats_get(&s1);
   CHECKF(s1.committed_bytes < s0.committed_bytes, "trim: %zu -> %zu", s0.committed_bytes, s1.committed_bytes);
   CHECK(s1.pages_purged >= s0.pages_purged);
+  CHECKF(s1.os_calls > s0.os_calls, "trim made no OS call: %zu -> %zu", s0.os_calls, s1.os_calls);
+  CHECKF(s1.committed_bytes_peak >= peak_with_big && s1.committed_bytes_peak >= s0.committed_bytes,
+         "committed peak fell: %zu -> %zu", peak_with_big, s1.committed_bytes_peak);
 
   /* malloc_info writes XML; the suite checks it is well formed */
   FILE *f = fopen(getenv("STATS_XML") ? getenv("STATS_XML") : "/dev/null", "w");
@@ -89,6 +214,9 @@ int main(void) {
   CHECK(malloc_info(1, stdout) == -1 && errno == EINVAL);
 
   /* options through the API */
+  CHECK(keel_option_get(KEEL_OPTION_REPORT_INTERVAL) >= 1);
+  CHECK(keel_option_set(KEEL_OPTION_REPORT_INTERVAL, 0) == EINVAL && keel_option_set(KEEL_OPTION_REPORT_INTERVAL, 60001) == EINVAL);
+  CHECK(keel_option_set(KEEL_OPTION_REPORT_INTERVAL, 20) == 0 && keel_option_get(KEEL_OPTION_REPORT_INTERVAL) == 20);
   CHECK(keel_option_get(KEEL_OPTION_PURGE_DELAY) >= 0);
   CHECK(keel_option_set(KEEL_OPTION_PURGE_DELAY, 50) == 0 && keel_option_get(KEEL_OPTION_PURGE_DELAY) == 50);
   CHECK(keel_option_set(KEEL_OPTION_PURGE_DELAY, -1) == EINVAL);
@@ -103,6 +231,9 @@ int main(void) {
   size_t got = fread(buf, 1, sizeof buf - 1, tf);
   buf[got] = '\0';
   CHECK(strstr(buf, "keel statistics") != NULL && strstr(buf, "3.0 KiB") != NULL && strstr(buf, "in use") != NULL);
+  CHECK(strstr(buf, "reallocarray") != NULL && strstr(buf, "posix_memalign") != NULL &&
+        strstr(buf, "malloc_usable_size") != NULL && strstr(buf, "free_sized") != NULL &&
+        strstr(buf, "segments abandoned") != NULL);
   fclose(tf);
   free(hold);
   return KL_DONE();

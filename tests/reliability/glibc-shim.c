@@ -14,4 +14,5 @@ void *keel_aligned_alloc(size_t a, size_t n) { return aligned_alloc(a, n); }
 int keel_posix_memalign(void **o, size_t a, size_t n) { return posix_memalign(o, a, n); }
 size_t keel_usable_size(const void *p) { return malloc_usable_size((void *)p); }
 int keel_version(void) { return 0; }
-void keel_stats_get(keel_stats_t *s) { memset(s, 0, sizeof *s); }
+void keel_stats_get_sized(keel_stats_t *s, size_t n) { memset(s, 0, n); }
+void (keel_stats_get)(keel_stats_t *s) { memset(s, 0, sizeof *s); }

@@ -9,6 +9,43 @@ cc -O1 -g -fno-builtin -Wno-deprecated-declarations -I"$KEEL_ROOT/include" -o "$
    -L"$b" -lkeel -Wl,-rpath,"$b" -pthread || { t "build stats test" false; finish; exit; }
 tc "statistics and introspection" env STATS_XML="$KL_TMP/info.xml" "$KL_TMP/stats"
 t "malloc_info is well-formed XML" python3 -c "import sys,xml.dom.minidom as m; d=m.parse(sys.argv[1]); assert d.documentElement.tagName=='malloc'" "$KL_TMP/info.xml"
+
+# Options, in both builds: a bad value is reported with the variable's name and
+# the default it keeps, and the default is what keel_option_get then says.
+cc -O1 -g -fno-builtin -I"$KEEL_ROOT/include" -o "$KL_TMP/options" "$KEEL_ROOT/tests/observe/options.c" \
+   -L"$b" -lkeel -Wl,-rpath,"$b" || { t "build options test" false; finish; exit; }
+bad_value() {  # VAR VALUE DEFAULT-AS-PRINTED DEFAULT-AS-NUMBER
+  local out err
+  out=$(env "$1=$2" "$KL_TMP/options" 2>"$KL_TMP/opt.err") || { echo "exit status $?"; return 1; }
+  err=$(cat "$KL_TMP/opt.err")
+  [[ "$err" == "keel: $1=$2 is not valid ("*"); keeping the default $3" ]] || { echo "stderr: $err"; return 1; }
+  grep -qx "$1=$4" <<<"$out" || { echo "in force: $(grep "^$1=" <<<"$out")"; return 1; }
+}
+for case in "KEEL_HUGE_PAGES maybe 0 0" "KEEL_HUGE_PAGES 2 0 0" "KEEL_PURGE_THREAD banana 1 1" "KEEL_PURGE_THREAD -1 1 1" \
+            "KEEL_REPORT_INTERVAL abc 5 5" "KEEL_REPORT_INTERVAL -1 5 5" "KEEL_REPORT_INTERVAL 0 5 5" \
+            "KEEL_REPORT_INTERVAL 12ms 5 5" "KEEL_REPORT_INTERVAL 99999999999999999999 5 5" \
+            "KEEL_PURGE_DELAY -5 10 10" "KEEL_SHOW_STATS banana 0 0" "KEEL_ON_ERROR maybe abort 0"; do
+  set -- $case
+  t "bad value $1=$2 keeps the default $3" bad_value "$@"
+done
+t "bad value KEEL_REPORT_INTERVAL= (empty) keeps the default 5" bad_value KEEL_REPORT_INTERVAL "" 5 5
+t "bad value KEEL_SHOW_STATS= (empty) keeps the default 0" bad_value KEEL_SHOW_STATS "" 0 0
+t "good values are taken silently" bash -c "out=\$(KEEL_REPORT_INTERVAL=7 KEEL_HUGE_PAGES=1 KEEL_PURGE_THREAD=off $KL_TMP/options 2>$KL_TMP/opt.err) && \
+  [ ! -s $KL_TMP/opt.err ] && grep -qx KEEL_REPORT_INTERVAL=7 <<<\"\$out\" && grep -qx KEEL_HUGE_PAGES=1 <<<\"\$out\" && grep -qx KEEL_PURGE_THREAD=0 <<<\"\$out\""
+t "KEEL_VERBOSE=1 names every option, bad ones at their default" bash -c "KEEL_VERBOSE=1 KEEL_REPORT_INTERVAL=abc KEEL_HUGE_PAGES=x \
+  $KL_TMP/options 2>&1 >/dev/null | grep -q 'purge_delay=10ms, show_stats=0, huge_pages=0, purge_thread=1, report_interval=5ms'"
+rm -f "$KL_TMP"/iv*.html
+t "KEEL_REPORT with a bad KEEL_REPORT_INTERVAL still writes the report, sampling every 5 ms" bash -c \
+  "KEEL_REPORT=$KL_TMP/iv.html KEEL_REPORT_INTERVAL=abc $KL_TMP/options >/dev/null 2>$KL_TMP/opt.err && \
+   grep -q 'KEEL_REPORT_INTERVAL=abc is not valid' $KL_TMP/opt.err && grep -q 'every 5 ms or less' $KL_TMP/iv*.html"
+# KEEL_VERBOSE=1 reports the OS refusing memory; without it keel is silent.
+# Either way malloc returns NULL with ENOMEM.
+t "KEEL_VERBOSE=1 reports an OS refusal (ulimit -v), malloc returns NULL" bash -c \
+  "ulimit -v 1000000; KEEL_VERBOSE=1 $KL_TMP/options huge >$KL_TMP/huge.out 2>$KL_TMP/huge.err; \
+   grep -qx 'NULL ENOMEM' $KL_TMP/huge.out && grep -q 'keel: the OS refused [0-9]* bytes' $KL_TMP/huge.err"
+t "without KEEL_VERBOSE the refusal is silent, malloc returns NULL" bash -c \
+  "ulimit -v 1000000; $KL_TMP/options huge >$KL_TMP/huge.out 2>$KL_TMP/huge.err; \
+   grep -qx 'NULL ENOMEM' $KL_TMP/huge.out && [ ! -s $KL_TMP/huge.err ]"
 skip_ok() { :; }
 if [ "$KEEL_VARIANT" = release ]; then
   # Bad option values: reported with the variable and the default kept, never a crash.

@@ -1,7 +1,9 @@
 /* threads.c — thread exit, thread churn, fork, and first calls at any time.
- *  - 100,000 threads (argument) created and joined, each allocating and
- *    leaving blocks for others to free: resident memory flat after warm-up;
- *  - fork() while other threads allocate: the child allocates and exits;
+ * Args: [threads (100,000)] [forks (200)].
+ *  - 100,000 threads created and joined, each allocating and leaving blocks
+ *    for others to free: resident memory flat after warm-up;
+ *  - fork() (200 times) while other threads allocate: the child allocates,
+ *    starts a thread and exits;
  *  - allocation in a constructor before main and in atexit handlers and
  *    destructors after main (the suite also preloads a library whose
  *    constructor allocates). */
@@ -73,6 +75,7 @@ __attribute__((destructor)) static void after_main(void) {
 
 int main(int argc, char **argv) {
   long threads = argc > 1 ? atol(argv[1]) : 100000;
+  int forks = argc > 2 ? atoi(argv[2]) : 200;
   CHECK(early != NULL && strcmp(early, "allocated before main") == 0);
   atexit(at_exit);
 
@@ -90,7 +93,7 @@ int main(int argc, char **argv) {
   /* fork while two threads allocate without pause */
   pthread_t b[2];
   for (int i = 0; i < 2; i++) pthread_create(&b[i], NULL, busy, NULL);
-  int good = 0, forks = 200;
+  int good = 0;
   for (int i = 0; i < forks; i++) {
     pid_t pid = fork();
     if (pid == 0) {

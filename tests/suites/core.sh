@@ -1,20 +1,48 @@
 #!/usr/bin/env bash
-# Core (issue 2): the allocation contract through keel_* and through the
-# standard names, the multi-threaded stress test, thread churn, fork, and
-# first calls before main / after main, in both builds.
+# Core (issue 2): the version in every place it is written, the allocation
+# contract through keel_* and through the standard names, realloc in place
+# and across every size regime, the multi-threaded stress test, thread churn,
+# fork, and first calls before main / after main, in both builds.
 source "$KEEL_ROOT/tests/lib.sh"
 b=$KEEL_BUILD; src=$KEEL_ROOT/tests/core
 CC="cc -O1 -g -fno-builtin -Wno-alloc-size-larger-than -I$KEEL_ROOT/include -L$b -Wl,-rpath,$b"
 $CC "$src/contract.c" -o "$KL_TMP/contract" -lkeel -ldl &&
 $CC -DUSE_KEEL_API "$src/contract.c" -o "$KL_TMP/contract-keel" -lkeel -ldl &&
+$CC "$src/realloc.c" -o "$KL_TMP/realloc" -lkeel -ldl &&
 $CC -O2 "$src/stress.c" -o "$KL_TMP/stress" -lkeel -pthread &&
 $CC "$src/threads.c" -o "$KL_TMP/threads" -lkeel -pthread &&
 cc -shared -fPIC -O1 "$src/ctor-lib.c" -o "$KL_TMP/libctor.so" || { t "build core tests" false; finish; exit; }
 t "SONAME is libkeel.so.1" bash -c "readelf -d $b/libkeel.so | grep -q 'SONAME.*libkeel.so.1]'"
+# One version everywhere: keel.h's KEEL_VERSION_* macros, CMakeLists.txt's
+# project(VERSION), what keel_version() of the built library returns, the
+# SONAME (libkeel.so.<major>) and file name, `keel --version` and keel.pc.
+cat > "$KL_TMP/version.c" <<'C'
+#include <stdio.h>
+#include "keel.h"
+int main(void) { int v = keel_version(); printf("%d.%d.%d\n", v / 10000, v / 100 % 100, v % 100); return 0; }
+C
+version_agrees() {
+  local h c l so cmd pc
+  h=$(awk '$1 == "#define" && $2 ~ /^KEEL_VERSION_(MAJOR|MINOR|PATCH)$/ { v[$2] = $3 }
+           END { print v["KEEL_VERSION_MAJOR"] "." v["KEEL_VERSION_MINOR"] "." v["KEEL_VERSION_PATCH"] }' "$KEEL_ROOT/include/keel.h")
+  c=$(sed -nE 's/^[[:space:]]*project\([[:space:]]*keel[[:space:]]+VERSION[[:space:]]+([0-9.]+).*/\1/p' "$KEEL_ROOT/CMakeLists.txt")
+  $CC "$KL_TMP/version.c" -o "$KL_TMP/version" -lkeel || return 1
+  l=$("$KL_TMP/version")
+  so=$(readelf -d "$b/libkeel.so" | sed -nE 's/.*\(SONAME\).*\[(.*)\]/\1/p')
+  cmd=$("$b/keel" --version 2>/dev/null)
+  pc=$(sed -n 's/^Version: //p' "$b/packaging/keel.pc" 2>/dev/null)
+  echo "keel.h $h, CMakeLists.txt $c, keel_version() $l, SONAME $so, keel --version '$cmd', keel.pc $pc"
+  [[ $h =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] && [ "$c" = "$h" ] && [ "$l" = "$h" ] &&
+    [ "$so" = "libkeel.so.${h%%.*}" ] && [ -f "$b/libkeel.so.$h" ] &&
+    [ "$(readlink -f "$b/libkeel.so")" = "$(readlink -f "$b/libkeel.so.$h")" ] &&
+    [ "$cmd" = "keel $h" ] && [ "$pc" = "$h" ]
+}
+t "one version: keel.h, CMakeLists.txt, keel_version(), SONAME, keel --version, keel.pc" version_agrees
 t "libkeel.a holds the whole family in one object" bash -c \
   "nm -A $b/libkeel.a 2>/dev/null | grep -E ' T (malloc|free|calloc|realloc|aligned_alloc|posix_memalign|memalign|valloc|pvalloc|malloc_usable_size|reallocarray)\$' | cut -d: -f2 | sort -u | wc -l | grep -qx 1"
 tc "contract, standard names" "$KL_TMP/contract"
 tc "contract, keel_* API" "$KL_TMP/contract-keel"
+tc "realloc: in place, huge growth to 256 MiB in O(log n) moves, every regime boundary" "$KL_TMP/realloc" 256
 if [ "$KEEL_VARIANT" = release ]; then ops=200000; threads=100000; else ops=40000; threads=20000; fi
 tc "stress: 4 threads, 1 B..1 MiB, remote frees, realloc" "$KL_TMP/stress" $ops
 tc "thread churn ($threads threads), fork under load, init and exit order" env LD_PRELOAD="$KL_TMP/libctor.so" "$KL_TMP/threads" $threads

@@ -1,0 +1,133 @@
+/* realloc.c — realloc in place and through every size regime. Links libkeel
+ * and uses the standard names (the first check asserts they are keel's).
+ *  1. a resize that stays within the block's usable size and keeps at least
+ *     half of it returns the same pointer (small and medium classes); a huge
+ *     block shrinks in place to any huge size;
+ *  2. a huge block grown step by step (8 MiB to 256 MiB by default, in
+ *     256 KiB steps) keeps its contents and moves O(log n) times: keel grows
+ *     the mapping in place or moves it with mremap to a reservation 1.25
+ *     times the request, so the number of distinct addresses is bounded by
+ *     the number of 1.25x steps from the first size to the last;
+ *  3. one block resized up and down across every regime boundary
+ *     (small <= 8 KiB < medium <= 128 KiB < huge, and the 4 MiB segment
+ *     size), keeping the requested bytes every time.
+ * Arg: [final size of the growth loop in MiB] (default 256).
+ * REALLOC_COPIES=1 or CONTRACT_REALLOC_COPIES=1 (secure and debug builds,
+ * which always copy) skips the same-pointer and move-count checks but still
+ * checks every byte. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <malloc.h>
+#include "../harness.h"
+
+#define KiB ((size_t)1024)
+#define MiB (KiB * 1024)
+
+static uint8_t pat(size_t i, unsigned seed) { return (uint8_t)(seed + i * 7 + (i >> 12)); }
+static void fill(uint8_t *p, size_t from, size_t to, unsigned seed) { for (size_t i = from; i < to; i++) p[i] = pat(i, seed); }
+static bool same(const uint8_t *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++) if (p[i] != pat(i, seed)) return false;
+  return true;
+}
+/* One byte in every 4 KiB page, plus the last: cheap enough to run after
+ * every step of the growth loop. */
+static bool same_sampled(const uint8_t *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i += 4093) if (p[i] != pat(i, seed)) return false;
+  return n == 0 || p[n - 1] == pat(n - 1, seed);
+}
+
+int main(int argc, char **argv) {
+  size_t top = (argc > 1 ? (size_t)atol(argv[1]) : 256) * MiB;
+  Dl_info info;
+  CHECKF(dladdr((void *)&realloc, &info) && info.dli_fname && strstr(info.dli_fname, "libkeel"),
+         "realloc comes from %s", info.dli_fname ? info.dli_fname : "?");
+  bool copies = getenv("REALLOC_COPIES") != NULL || getenv("CONTRACT_REALLOC_COPIES") != NULL;
+
+  /* 1. in place: same pointer while the new size fits the usable size and
+   *    is at least half of it (classes across small and medium) */
+  size_t sizes[] = { 1, 16, 24, 100, 1000, 1024, 3000, 8192, 8193, 20000, 65536, 100000, 131072 };
+  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+    uint8_t *p = malloc(sizes[i]);
+    size_t u = malloc_usable_size(p);
+    fill(p, 0, u, (unsigned)i);
+    uint8_t *q = realloc(p, u);                      /* grow to the whole block */
+    CHECKF(q != NULL && (copies || q == p), "realloc(%zu-byte block, %zu) moved", sizes[i], u);
+    CHECK(same(q, u, (unsigned)i));
+    p = q;
+    size_t half = u - u / 2;                         /* still >= usable / 2 */
+    q = realloc(p, half);
+    CHECKF(q != NULL && (copies || q == p), "realloc(%zu-byte block, %zu) moved", u, half);
+    CHECK(same(q, half, (unsigned)i));
+    p = q;
+    q = realloc(p, u);                               /* and back up within the block */
+    CHECKF(q != NULL && (copies || q == p), "realloc back to %zu moved", u);
+    CHECK(same(q, half, (unsigned)i));
+    free(q);
+  }
+  /* a huge block shrinks in place, to any size above the medium limit */
+  uint8_t *h = malloc(16 * MiB);
+  fill(h, 0, 16 * MiB, 11);
+  size_t down[] = { 12 * MiB, 9 * MiB, 4 * MiB + 1, 4 * MiB, 3 * MiB, 1 * MiB, 200 * KiB, 128 * KiB + 1 };
+  for (size_t i = 0; i < sizeof down / sizeof *down; i++) {
+    uint8_t *q = realloc(h, down[i]);
+    CHECKF(q != NULL && (copies || q == h), "huge shrink to %zu moved", down[i]);
+    CHECKF(q != NULL && same(q, down[i], 11), "huge shrink to %zu lost contents", down[i]);
+    h = q;
+  }
+  free(h);
+
+  /* 2. huge growth loop: contents kept, O(log n) moves */
+  size_t first = 8 * MiB, step = 256 * KiB;
+  uint8_t *g = malloc(first);
+  fill(g, 0, first, 3);
+  uintptr_t last = (uintptr_t)g;
+  int moves = 0, steps = 0;
+  bool kept = true;
+  for (size_t n = first + step; n <= top; n += step, steps++) {
+    uint8_t *q = realloc(g, n);
+    if (q == NULL) { CHECKF(false, "realloc to %zu failed", n); g = NULL; break; }
+    if ((uintptr_t)q != last) moves++;
+    last = (uintptr_t)q;
+    kept = kept && same_sampled(q, n - step, 3);
+    fill(q, n - step, n, 3);
+    g = q;
+  }
+  size_t grown = g ? first + (size_t)steps * step : 0;
+  CHECKF(kept && g && same(g, grown, 3), "contents lost growing from %zu to %zu", first, grown);
+  /* log_1.25(top / first) moves of the reservation, and a few spare: 1.25x
+   * from 8 to 256 MiB is 16 steps; moving on every step would be 992. */
+  int bound = 4;
+  for (double r = (double)first; r < (double)top; r *= 1.25) bound++;
+  CHECKF(copies || moves <= bound, "%d moves in %d growth steps from %zu to %zu MiB (bound %d)",
+         moves, steps, first / MiB, top / MiB, bound);
+  printf("growth %zu -> %zu MiB: %d steps, %d moves (bound %d)\n", first / MiB, grown / MiB, steps, moves, bound);
+  free(g);
+
+  /* 3. every regime boundary, up and down, contents checked at each step */
+  size_t path[] = { 1, 16, 17, 1024, 1025, 8192, 8193, 65536, 131072, 131073, 1 * MiB, 4 * MiB - 1, 4 * MiB,
+                    4 * MiB + 1, 12 * MiB, 4 * MiB + 1, 4 * MiB, 4 * MiB - 1, 131073, 131072, 131071, 8193,
+                    8192, 8191, 1025, 1024, 17, 16, 1 };
+  for (unsigned seed = 1; seed <= 2; seed++) {
+    uint8_t *r = NULL;
+    size_t have = 0;
+    for (size_t i = 0; i < sizeof path / sizeof *path; i++) {
+      /* seed 2 starts from an over-aligned block: realloc must keep its bytes too */
+      uint8_t *q = (i == 0 && seed == 2) ? aligned_alloc(4096, path[0]) : realloc(r, path[i]);
+      CHECKF(q != NULL, "realloc to %zu", path[i]);
+      if (q == NULL) break;
+      size_t keepn = have < path[i] ? have : path[i];
+      CHECKF(same(q, keepn, seed), "%zu -> %zu lost contents", have, path[i]);
+      CHECK(malloc_usable_size(q) >= path[i]);
+      fill(q, 0, path[i], seed);
+      r = q;
+      have = path[i];
+    }
+    free(r);
+  }
+  return KL_DONE();
+}

@@ -110,6 +110,18 @@ static void forged_link(void) {
   ((void *volatile *)b)[0] = (void *)&static_data[0];
   for (int i = 0; i < 100000; i++) sink = malloc(48);
 }
+/* The same with a link that would be valid if links were stored plainly:
+ * the address of another block of the same page. Only an encoded link
+ * (XOR the page's secret key) tells it from a real one. */
+static void forged_link_in_page(void) {
+  void *a = malloc(48);
+  void *volatile b = malloc(48);
+  void *c = malloc(48);
+  SET_PTR(b);
+  free(a); free(b);
+  ((void *volatile *)b)[0] = c;
+  for (int i = 0; i < 100000; i++) sink = malloc(48);
+}
 
 static void expect_abort(const char *name, void (*fn)(void), const char *what) {
   int st = run(fn, NULL);
@@ -148,6 +160,9 @@ int main(int argc, char **argv) {
     st = run(fresh_pattern, NULL);
     CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fresh memory is 0xA5, calloc is zero: status %#x", st);
   }
-  if (secure) expect_abort("forged free-list link", forged_link, "heap corruption");
+  if (secure) {
+    expect_abort("forged free-list link", forged_link, "heap corruption");
+    expect_abort("forged free-list link into the same page", forged_link_in_page, "heap corruption");
+  }
   return KL_DONE();
 }

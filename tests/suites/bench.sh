@@ -4,13 +4,18 @@
 # program once, the callgrind micro-benchmark with a small N) under glibc and
 # keel, into a scratch folder so bench/results/ is untouched. Every workload
 # checks its own results, so this also catches an allocator that corrupts
-# memory under the benchmark patterns. Never asserts a speed. About 15-25 s.
+# memory under the benchmark patterns. Never asserts a speed. Then the two
+# side benchmarks in their SMOKE mode: bench/checks-cost.sh (default,
+# checks-off, secure and debug libraries; the checks-off build is cached in
+# build-nochecks/) and bench/heaps/run.sh. About 25-35 s.
 # Release build only (the bench measures the release library).
 source "$KEEL_ROOT/tests/lib.sh"
 skip_unless_variant release
 cd "$KEEL_ROOT" || exit 1
 out=$KL_TMP/bench
 mkdir -p "$out"
+results_sum() { cat bench/RESULTS.md 2>/dev/null | md5sum; }
+results_before=$(results_sum)
 smoke() {
   SMOKE=1 ALLOCATORS="glibc keel" OUTDIR="$out" KBENCH_BIN="$out/bin" \
     KEEL_LIB="$KEEL_BUILD/libkeel.so" bash bench/bench.sh >"$out/log" 2>&1
@@ -26,4 +31,24 @@ for w in larson xmalloc false-sharing alloc-test sh8 tight large realloc memeff 
 done
 t "fast-path counts present for keel" bash -c "grep '^| one pair at a time' '$out/smoke.md' | grep -qE '\\| [0-9.]+ \\|\$'"
 t "unknown workload is refused" bash -c "! ONLY=nosuch OUTDIR='$out' KBENCH_BIN='$out/bin' KEEL_LIB='$KEEL_BUILD/libkeel.so' bash bench/bench.sh >/dev/null 2>&1"
+
+# ---- the side benchmarks, SMOKE mode: exit 0 and a full table ----------
+side() {  # name, command...: run it, output in $out/NAME.md and .err
+  local name=$1; shift
+  "$@" >"$out/$name.md" 2>"$out/$name.err" || { cat "$out/$name.md"; tail -n 30 "$out/$name.err"; return 1; }
+}
+num='[0-9]+\.[0-9]+'
+table() {  # name, header, rows, row regex: the header, that many rows, no FAIL
+  local f=$out/$1.md
+  grep -qxF "$2" "$f" && [ "$(grep -cE "$4" "$f")" -eq "$3" ] && ! grep -q FAIL "$f" "$out/$1.err" || { cat "$f"; return 1; }
+}
+t "checks-cost.sh SMOKE=1 exits 0" side checks-cost env SMOKE=1 KEEL_BUILD="$KEEL_BUILD" KBENCH_BIN="$out/bin" \
+  NOCHECKS_BUILD="$KEEL_ROOT/build-nochecks" bash bench/checks-cost.sh
+t "checks-cost table: 8 workloads, a time and 3 ratios each" table checks-cost \
+  '| workload | default (s) | checks off | secure | debug |' 8 "^\| [a-z0-9-]+/[12]t \| $num( \| $num \(${num}x\)){3} \|\$"
+t "heaps/run.sh SMOKE=1 exits 0" side heaps env SMOKE=1 KEEL_LIB="$KEEL_BUILD/libkeel.so" KBENCH_BIN="$out/bin" \
+  bash bench/heaps/run.sh
+t "heaps table: 6 allocators, time, ratio and RSS each" table heaps \
+  '| allocator | user+sys (s) | vs keel heap | peak RSS (MiB) |' 6 "^\| [^|]+ \| $num \| ${num}x \| $num \|\$"
+t "bench/RESULTS.md untouched by the smoke runs" test "$(results_sum)" = "$results_before"
 finish

@@ -20,10 +20,14 @@
 #include <string.h>
 #include "internal/internal.h"
 
-/* Freed 4 MiB segments (small, medium, or a huge block that fit in one),
- * each purged after KEEL_PURGE_DELAY. Larger huge mappings go to the pool
- * (pool.c) instead. */
-static _Atomic(kl_segment_t *) cache[KL_SEGMENT_CACHE];
+/* Slots [0, KL_SEGMENT_CACHE) hold 4 MiB segments; the KL_BIG_CACHE slots
+ * after them hold freed huge mappings up to KL_BIG_CACHE_MAX, so a program
+ * that allocates and frees large blocks in a loop does not map, fault and
+ * unmap every time. Every slot is purged after KEEL_PURGE_DELAY. */
+#define KL_BIG_CACHE      4
+#define KL_BIG_CACHE_MAX  ((size_t)64 << 20)
+#define KL_CACHE_SLOTS    (KL_SEGMENT_CACHE + KL_BIG_CACHE)
+static _Atomic(kl_segment_t *) cache[KL_CACHE_SLOTS];
 enum { PURGER_NONE, PURGER_WANTED, PURGER_RUNNING };
 static _Atomic(int) purger;
 
@@ -49,7 +53,7 @@ static void cache_purge_expired(bool all) {
   if (all) kl_lock(&purge_lock);
   else if (atomic_exchange_explicit(&purge_lock, 1, memory_order_acquire) != 0) return;
   uint64_t now = all ? UINT64_MAX : kl_prim_clock_ms();
-  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
+  for (int i = 0; i < KL_CACHE_SLOTS; i++) {
     kl_segment_t *s = kl_load_relaxed(&cache[i]);
     if (s == NULL) continue;
     /* Acquire: we read the header fields the giver wrote (purge_at). */
@@ -71,14 +75,14 @@ static void cache_purge_expired(bool all) {
   kl_unlock(&purge_lock);
 }
 
-void kl_segment_cache_purge(void) { cache_purge_expired(true); kl_pool_purge(true); }
+void kl_segment_cache_purge(void) { cache_purge_expired(true); }
 
 /* The OS refused memory: unmap every cached segment (address space, not
  * just pages, is what runs out under `ulimit -v`), so a retry can succeed.
  * Returns whether anything was released. */
 __attribute__((unused)) static bool cache_release(void) {
-  bool any = kl_pool_purge(true);
-  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
+  bool any = false;
+  for (int i = 0; i < KL_CACHE_SLOTS; i++) {
     kl_segment_t *s = kl_exchange_acquire(&cache[i], NULL);
     if (s == NULL) continue;
     if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
@@ -110,20 +114,12 @@ static void *purger_main(void *arg) {
     long delay = kl_option(KL_OPT_PURGE_DELAY);
     kl_prim_sleep_ms((unsigned)(delay < 10 ? 10 : delay));
     cache_purge_expired(false);
-    kl_pool_purge(false);
   }
   return NULL;
 }
 
 static void purger_after_fork(void) {   /* the thread did not survive fork */
   if (kl_load_relaxed(&purger) == PURGER_RUNNING) kl_store_relaxed(&purger, PURGER_WANTED);
-}
-
-/* A process that has mapped a second segment's worth is worth a purger
- * thread (kl_segment_purger_poll starts it from a safe point). Relaxed: a hint. */
-static void want_purger(void) {
-  if (kl_load_relaxed(&kl_os_stats.mapped) >= 2 * KL_SEGMENT_SIZE && kl_load_relaxed(&purger) == PURGER_NONE)
-    kl_store_relaxed(&purger, PURGER_WANTED);
 }
 
 void kl_segment_purger_poll(void) {
@@ -153,6 +149,7 @@ static void segment_give(kl_segment_t *seg, size_t mapped) {
   kl_prim_free(seg, mapped);
   kl_stats_mapped(-(ptrdiff_t)mapped);
 }
+static kl_segment_t *big_take(size_t total) { (void)total; return NULL; }
 #define KL_GUARD kl_os.page_size
 #else
 #define KL_GUARD ((size_t)0)
@@ -173,30 +170,58 @@ static kl_segment_t *segment_take(bool *is_zero) {
   if (s == NULL) return NULL;
   kl_stats_mapped((ptrdiff_t)KL_SEGMENT_SIZE);
   if (kl_option(KL_OPT_HUGE_PAGES)) kl_prim_hugepage(s, KL_SEGMENT_SIZE);
-  want_purger();
+  /* A process that has taken a second segment is worth a purger thread
+   * (kl_segment_purger_poll starts it from a safe point). Relaxed: a hint. */
+  if (kl_load_relaxed(&kl_os_stats.mapped) >= 2 * KL_SEGMENT_SIZE && kl_load_relaxed(&purger) == PURGER_NONE)
+    kl_store_relaxed(&purger, PURGER_WANTED);
   *is_zero = true;
   return s;
 }
 
-/* A 4 MiB segment goes to the cache (purged after the delay) or, when the
- * cache is full, back to the OS; a bigger huge mapping goes to the pool. */
+/* A huge mapping from the big slots that fits `total` without wasting more
+ * than half of it, or NULL. */
+static kl_segment_t *big_take(size_t total) {
+  for (int i = KL_SEGMENT_CACHE; i < KL_CACHE_SLOTS; i++) {
+    kl_segment_t *s = kl_load_relaxed(&cache[i]);
+    if (s == NULL || s->mapped_size < total || s->mapped_size / 2 > total) continue;
+    /* Acquire: the giver's header writes (mapped_size) are visible. */
+    s = kl_exchange_acquire(&cache[i], NULL);
+    if (s == NULL) continue;
+    if (s->mapped_size >= total && s->mapped_size / 2 <= total) {
+      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
+      return s;
+    }
+    kl_segment_t *expect = NULL;   /* raced with another giver: put it back */
+    if (!atomic_compare_exchange_strong_explicit(&cache[i], &expect, s, memory_order_release, memory_order_relaxed)) {
+      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
+      kl_stats_mapped(-(ptrdiff_t)s->mapped_size);
+      kl_prim_free(s, s->mapped_size);
+    }
+  }
+  return NULL;
+}
+
 static void segment_give(kl_segment_t *seg, size_t mapped) {
-  if (mapped != KL_SEGMENT_SIZE) { kl_pool_give(seg, mapped); return; }
-  seg->mapped_size = mapped;
-  long delay = kl_option(KL_OPT_PURGE_DELAY);
-  seg->is_purged = delay == 0;
-  if (seg->is_purged) {
-    kl_prim_purge((uint8_t *)seg + kl_os.page_size, purgeable(seg));
-    kl_stats_purged((ptrdiff_t)purgeable(seg));
+  bool normal = mapped == KL_SEGMENT_SIZE;
+  bool big = !normal && mapped <= KL_BIG_CACHE_MAX && seg->block_offset < KL_SEGMENT_SIZE;
+  if (normal || big) {
+    seg->mapped_size = mapped;
+    long delay = kl_option(KL_OPT_PURGE_DELAY);
+    seg->is_purged = delay == 0;
+    if (seg->is_purged) {
+      kl_prim_purge((uint8_t *)seg + kl_os.page_size, purgeable(seg));
+      kl_stats_purged((ptrdiff_t)purgeable(seg));
+    }
+    else { seg->purge_at = kl_prim_clock_ms() + (uint64_t)delay; cache_purge_expired(false); }
+    int lo = normal ? 0 : KL_SEGMENT_CACHE, hi = normal ? KL_SEGMENT_CACHE : KL_CACHE_SLOTS;
+    for (int i = lo; i < hi; i++) {
+      kl_segment_t *expect = NULL;
+      if (kl_load_relaxed(&cache[i]) == NULL &&
+          atomic_compare_exchange_strong_explicit(&cache[i], &expect, seg,
+              memory_order_release, memory_order_relaxed)) return;
+    }
+    if (seg->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(seg));
   }
-  else { seg->purge_at = kl_prim_clock_ms() + (uint64_t)delay; cache_purge_expired(false); }
-  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
-    kl_segment_t *expect = NULL;
-    if (kl_load_relaxed(&cache[i]) == NULL &&
-        atomic_compare_exchange_strong_explicit(&cache[i], &expect, seg,
-            memory_order_release, memory_order_relaxed)) return;
-  }
-  if (seg->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(seg));
   kl_prim_free(seg, mapped);
   kl_stats_mapped(-(ptrdiff_t)mapped);
 }
@@ -379,14 +404,13 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   size_t off = align >= KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : kl_align_up(KL_SEGMENT_HEADER + KL_GUARD, align);
   size_t total = kl_align_up(off + (size ? size : 1), kl_os.page_size) + KL_GUARD;
   kl_segment_t *seg;
-  size_t dirty;                        /* [seg, seg + dirty) holds old contents, the rest is zero */
+  bool is_zero;
   if (total <= KL_SEGMENT_SIZE) {
-    /* A cached segment, else a fresh one whose start the pool fills:
-     * freed huge blocks' pages serve before any new page faults in. */
-    bool is_zero;
     seg = segment_take(&is_zero);
-    dirty = seg == NULL ? 0 : is_zero ? kl_pool_fill((uint8_t *)seg, total) : KL_SEGMENT_SIZE;
     total = KL_SEGMENT_SIZE;
+  } else if (align <= KL_SEGMENT_SIZE && (seg = big_take(total)) != NULL) {
+    is_zero = false;
+    total = seg->mapped_size;          /* the whole cached mapping is ours */
   } else {
     size_t seg_align = align > KL_SEGMENT_SIZE ? align : KL_SEGMENT_SIZE;
 #if KL_SECURE
@@ -394,13 +418,12 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
 #else
     seg = os_alloc_aligned(total, seg_align, align > KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : 0);
 #endif
+    is_zero = true;
     if (seg) kl_stats_mapped((ptrdiff_t)total);
-    want_purger();   /* the pool's idle runs need it */
-    dirty = seg ? kl_pool_fill((uint8_t *)seg, total) : 0;   /* freed huge blocks' pages, no faults */
   }
   if (seg == NULL) { errno = ENOMEM; return NULL; }
   /* A huge segment uses only the header fields and pages[0]: clear just those. */
-  if (dirty != 0) memset(seg, 0, offsetof(kl_segment_t, pages) + sizeof(kl_page_t));
+  if (!is_zero) memset(seg, 0, offsetof(kl_segment_t, pages) + sizeof(kl_page_t));
   seg->kind = KL_SEG_HUGE;
   seg->page_shift = KL_HUGE_PAGE_SHIFT;
   seg->page_count = 1;
@@ -424,12 +447,11 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   kl_segmap_set(seg, off >= KL_SEGMENT_SIZE);
   atomic_fetch_add_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&kl_os_stats.huge_allocs, 1, memory_order_relaxed);
-  size_t old = dirty > off ? dirty - off : 0;   /* bytes of the block with old contents */
 #if KL_DEBUG
-  memset(page->start, 0, old < page->block_size ? old : page->block_size);   /* old fill patterns (see debug.c) */
+  if (!is_zero) memset(page->start, 0, page->block_size);   /* old fill patterns (see debug.c) */
 #endif
-  if (zero) memset(page->start, 0, old < size ? old : size);
-  ((kl_block_t *)page->start)->freed = 0;   /* a reused mapping may hold an old mark */
+  if (zero && !is_zero) memset(page->start, 0, size);
+  ((kl_block_t *)page->start)->freed = 0;   /* a cached segment may hold an old mark */
   return page->start;
 }
 
@@ -439,17 +461,7 @@ void kl_segment_huge_free(kl_segment_t *seg) {
   atomic_fetch_add_explicit(&kl_os_stats.huge_frees, 1, memory_order_relaxed);
   atomic_fetch_sub_explicit(&kl_os_stats.huge_bytes_live, seg->pages[0].block_size, memory_order_relaxed);
   atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_freed, seg->pages[0].block_size, memory_order_relaxed);
-  /* The pages the block spans go to the pool; the rest of the mapping (the
-   * untouched end of a 4 MiB segment, or what a shrinking realloc left)
-   * goes back to the OS. */
-  size_t extent = seg->block_offset + seg->pages[0].block_size + KL_GUARD;
-  if (extent < seg->mapped_size) {
-    kl_prim_free((uint8_t *)seg + extent, seg->mapped_size - extent);
-    kl_stats_mapped(-(ptrdiff_t)(seg->mapped_size - extent));
-  } else {
-    extent = seg->mapped_size;
-  }
-  kl_pool_give(seg, extent);
+  segment_give(seg, seg->mapped_size);
 }
 
 /* The usable size of a huge block: what it asked for, rounded to OS pages.
@@ -473,8 +485,8 @@ void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
   if (size > KL_MAX_ALLOC || KL_SECURE) return NULL;   /* secure: guard pages stay put; copy */
   size_t need = kl_align_up(off + size, kl_os.page_size);
   if (need <= old) {
-    /* Give back a big tail, but never below 4 MiB: within those, the
-     * block can grow again without a system call. */
+    /* Give back a big tail, but never below 4 MiB: a cache-sized segment
+     * can go back to the cache when freed. */
     if (old > KL_SEGMENT_SIZE && need < old / 2 && kl_os.has_remap) {
       size_t keep = need < KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : need;
       if (kl_prim_resize_in_place(seg, old, keep)) mapped = keep;
@@ -597,7 +609,6 @@ static void segment_atfork_child(void) { kl_store_relaxed(&purge_lock, 0); }
 void kl_segment_atfork_init(void) {
   kl_prim_atfork(abandoned_acquire, abandoned_release, abandoned_release);
   kl_prim_atfork_child(segment_atfork_child);
-  kl_pool_atfork_init();
 }
 
 /* Called by the dying heap after it retired its empty pages and took the

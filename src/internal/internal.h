@@ -8,9 +8,8 @@
 #include "prim.h"
 
 /* ---- spin locks, each held for a few steps off the fast paths: the
- * abandoned-segment list and the cache purge passes (segment.c), the
- * huge-block pool (pool.c). Acquire: the holder's writes are visible;
- * release publishes ours. */
+ * abandoned-segment list and the cache purge passes (segment.c). Acquire:
+ * the holder's writes are visible; release publishes ours. */
 kl_inline void kl_lock(_Atomic(int) *lock) {
   for (unsigned spins = 0; atomic_exchange_explicit(lock, 1, memory_order_acquire) != 0; ) {
     while (kl_load_relaxed(lock) != 0) {
@@ -145,12 +144,6 @@ kl_hidden bool kl_segment_is_valid(const kl_segment_t *seg);
 kl_hidden void kl_segment_purge(kl_heap_t *heap, bool force);
 kl_hidden void kl_segment_cache_purge(void);    /* malloc_trim: purge every cached segment now */
 kl_hidden void kl_segment_purger_poll(void);     /* start the purger thread if wanted (safe points only) */
-
-/* ---- pool.c: dirty pages of freed huge blocks, moved into new ones */
-kl_hidden size_t kl_pool_fill(uint8_t *target, size_t size);   /* bytes moved onto target's start */
-kl_hidden void kl_pool_give(void *addr, size_t size);
-kl_hidden bool kl_pool_purge(bool all);                         /* true if it unmapped anything */
-kl_hidden void kl_pool_atfork_init(void);
 
 /* ---- page.c: the slow path */
 kl_hidden void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero);

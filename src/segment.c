@@ -45,8 +45,9 @@ static size_t purgeable(const kl_segment_t *s) { return s->mapped_size - kl_os.p
  * opportunistic), but malloc_trim's purge-all waits for it, or a segment the
  * other pass held out of its slot would stay resident past malloc_trim (the
  * heaps test saw 4 MiB still committed 1 run in 3). The lock is held across
- * madvise calls, never on an allocation path; a forked child, where no
- * other thread runs, starts with it free (segment_atfork_child). */
+ * madvise calls; the passes on allocation paths (segment_take, _give) only
+ * try it, so no allocation ever waits on it. A forked child, where no other
+ * thread runs, starts with it free (segment_atfork_child). */
 static _Atomic(int) purge_lock;
 
 static void cache_purge_expired(bool all) {

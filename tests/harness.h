@@ -9,4 +9,35 @@ static int kl_t_pass, kl_t_fail;
   fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
   fprintf(stderr, __VA_ARGS__); fputc('\n', stderr); } } while (0)
 #define KL_DONE() (printf("%d passed, %d failed\n", kl_t_pass, kl_t_fail), kl_t_fail != 0)
+
+/* Death tests: run fn in a forked child and return its wait status, with
+ * what the child wrote into out (at most cap - 1 bytes, NUL-terminated).
+ * The child writes through a pipe: its stderr if report_fd is NULL, else
+ * the fd the child finds in *report_fd. (Not on wasm32: no fork.) */
+#ifndef __wasm__
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+static inline int kl_t_fork(void (*fn)(void), int *report_fd, char *out, size_t cap) {
+  int pfd[2];
+  if (pipe(pfd) != 0) abort();
+  fflush(NULL);   /* no buffered output written twice */
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(pfd[0]);
+    if (report_fd != NULL) *report_fd = pfd[1]; else dup2(pfd[1], 2);
+    fn();
+    _exit(0);
+  }
+  close(pfd[1]);
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < cap && (r = read(pfd[0], out + n, cap - 1 - n)) > 0) n += (size_t)r;
+  out[n] = '\0';
+  close(pfd[0]);
+  int st;
+  waitpid(pid, &st, 0);
+  return st;
+}
+#endif
 #endif

@@ -21,27 +21,16 @@ static char out[4096];
 static char ptrtext[64];
 static int  static_data[16];
 
-/* Run fn in a child with stderr captured; returns the wait status. */
+
+/* Run fn in a child with stderr captured and env (NAME=value) set, if
+ * any; returns the wait status. */
+static void (*child_fn)(void);
+static const char *child_env;
+static void child(void) { if (child_env) putenv((char *)child_env); child_fn(); }
 static int run(void (*fn)(void), const char *env) {
-  int pfd[2];
-  if (pipe(pfd) != 0) abort();
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pfd[1], 2);
-    close(pfd[0]);
-    if (env) putenv((char *)env);
-    fn();
-    _exit(0);
-  }
-  close(pfd[1]);
-  size_t n = 0;
-  ssize_t r;
-  while ((r = read(pfd[0], out + n, sizeof out - 1 - n)) > 0) n += (size_t)r;
-  out[n] = '\0';
-  close(pfd[0]);
-  int st;
-  waitpid(pid, &st, 0);
-  return st;
+  child_fn = fn;
+  child_env = env;
+  return kl_t_fork(child, NULL, out, sizeof out);
 }
 
 static void *volatile sink;   /* a volatile pointer: the compiler keeps every malloc */

@@ -32,26 +32,13 @@ static int report_fd = -1;
 static void reached(const char *what) { if (write(report_fd, what, strlen(what)) < 0) _exit(5); }
 
 /* Run fn(arg) in a child; returns the wait status and what it reported. */
+static void (*probe_fn)(size_t);
+static size_t probe_arg;
+static void probe_child(void) { probe_fn(probe_arg); }
 static int probe(void (*fn)(size_t), size_t arg, char *said, size_t cap) {
-  int pfd[2];
-  if (pipe(pfd) != 0) abort();
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(pfd[0]);
-    report_fd = pfd[1];
-    fn(arg);
-    _exit(0);
-  }
-  close(pfd[1]);
-  size_t n = 0;
-  ssize_t r;
-  while (n + 1 < cap && (r = read(pfd[0], said + n, cap - 1 - n)) > 0) n += (size_t)r;
-  said[n] = '\0';
-  close(pfd[0]);
-  int st;
-  waitpid(pid, &st, 0);
-  return st;
+  probe_fn = fn;
+  probe_arg = arg;
+  return kl_t_fork(probe_child, &report_fd, said, cap);
 }
 static bool segv(int st) { return WIFSIGNALED(st) && WTERMSIG(st) == SIGSEGV; }
 

@@ -26,25 +26,8 @@ static char *heaptext;
 static char out[4096];
 
 static int run(void (*fn)(void)) {
-  int pfd[2];
-  if (pipe(pfd) != 0) abort();
   heaptext[0] = '\0';
-  pid_t pid = fork();
-  if (pid == 0) {
-    dup2(pfd[1], 2);
-    close(pfd[0]);
-    fn();
-    _exit(0);
-  }
-  close(pfd[1]);
-  size_t n = 0;
-  ssize_t r;
-  while ((r = read(pfd[0], out + n, sizeof out - 1 - n)) > 0) n += (size_t)r;
-  out[n] = '\0';
-  close(pfd[0]);
-  int st;
-  waitpid(pid, &st, 0);
-  return st;
+  return kl_t_fork(fn, NULL, out, sizeof out);
 }
 
 static keel_heap_t *heap;

@@ -20,13 +20,10 @@
 #include <string.h>
 #include "internal/internal.h"
 
-/* Slots [0, KL_SEGMENT_CACHE) hold 4 MiB segments; the KL_BIG_CACHE slots
- * after them hold freed huge mappings up to KL_BIG_CACHE_MAX, so a program
- * that allocates and frees large blocks in a loop does not map, fault and
- * unmap every time. Every slot is purged after KEEL_PURGE_DELAY. */
-#define KL_BIG_CACHE      4
-#define KL_BIG_CACHE_MAX  ((size_t)64 << 20)
-#define KL_CACHE_SLOTS    (KL_SEGMENT_CACHE + KL_BIG_CACHE)
+/* Freed 4 MiB segments (small, medium, or a huge block that fit in one),
+ * each purged after KEEL_PURGE_DELAY. Bigger huge mappings go to the pool
+ * (pool.c) instead. */
+#define KL_CACHE_SLOTS    KL_SEGMENT_CACHE
 static _Atomic(kl_segment_t *) cache[KL_CACHE_SLOTS];
 enum { PURGER_NONE, PURGER_WANTED, PURGER_RUNNING };
 static _Atomic(int) purger;
@@ -74,6 +71,7 @@ static void cache_purge_expired(bool all) {
     }
   }
   kl_unlock(&purge_lock);
+  kl_pool_purge(all);
 }
 
 void kl_segment_cache_purge(void) { cache_purge_expired(true); }
@@ -82,7 +80,7 @@ void kl_segment_cache_purge(void) { cache_purge_expired(true); }
  * just pages, is what runs out under `ulimit -v`), so a retry can succeed.
  * Returns whether anything was released. */
 __attribute__((unused)) static bool cache_release(void) {
-  bool any = false;
+  bool any = kl_pool_purge(true);
   for (int i = 0; i < KL_CACHE_SLOTS; i++) {
     kl_segment_t *s = kl_exchange_acquire(&cache[i], NULL);
     if (s == NULL) continue;
@@ -123,6 +121,13 @@ static void purger_after_fork(void) {   /* the thread did not survive fork */
   if (kl_load_relaxed(&purger) == PURGER_RUNNING) kl_store_relaxed(&purger, PURGER_WANTED);
 }
 
+/* A process that has mapped a second segment's worth is worth a purger
+ * thread (kl_segment_purger_poll starts it from a safe point). Relaxed: a hint. */
+__attribute__((unused)) static void want_purger(void) {
+  if (kl_load_relaxed(&kl_os_stats.mapped) >= 2 * KL_SEGMENT_SIZE && kl_load_relaxed(&purger) == PURGER_NONE)
+    kl_store_relaxed(&purger, PURGER_WANTED);
+}
+
 void kl_segment_purger_poll(void) {
   if (kl_load_relaxed(&purger) != PURGER_WANTED) return;
   int want = PURGER_WANTED;
@@ -137,7 +142,8 @@ void kl_segment_purger_poll(void) {
 #if KL_SECURE
 /* Secure build: no cache (a segment's guard pages depend on its kind) and
  * a random address for every segment, so heap addresses are not guessable. */
-static kl_segment_t *segment_take(bool *is_zero) {
+static kl_segment_t *segment_take(bool *is_zero, bool *pooled) {
+  if (pooled) *pooled = false;
   uint64_t r = kl_prim_random();
   void *hint = (void *)(uintptr_t)(((r % ((uint64_t)1 << 23)) + ((uint64_t)1 << 20)) << KL_SEGMENT_SHIFT);
   kl_segment_t *s = kl_prim_alloc_aligned_hint(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, hint);
@@ -150,11 +156,15 @@ static void segment_give(kl_segment_t *seg, size_t mapped) {
   kl_prim_free(seg, mapped);
   kl_stats_mapped(-(ptrdiff_t)mapped);
 }
-static kl_segment_t *big_take(size_t total) { (void)total; return NULL; }
 #define KL_GUARD kl_os.page_size
 #else
 #define KL_GUARD ((size_t)0)
-static kl_segment_t *segment_take(bool *is_zero) {
+/* A segment from the cache, else (if `pooled` is given, for a huge block)
+ * from the pool's freed huge mappings (*pooled set), else a fresh one from
+ * the OS. Small and medium segments skip the pool: its pages are resident,
+ * and pages a heap has not used yet should not be. */
+static kl_segment_t *segment_take(bool *is_zero, bool *pooled) {
+  if (pooled) *pooled = false;
   cache_purge_expired(false);
   for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
     if (kl_load_relaxed(&cache[i]) == NULL) continue;
@@ -167,64 +177,40 @@ static kl_segment_t *segment_take(bool *is_zero) {
       return s;
     }
   }
-  kl_segment_t *s = os_alloc_aligned(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, 0);
+  size_t dirty;
+  kl_segment_t *s = pooled ? kl_pool_take(KL_SEGMENT_SIZE, &dirty) : NULL;
+  if (s != NULL) { *is_zero = dirty == 0; *pooled = true; return s; }
+  s = os_alloc_aligned(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, 0);
   if (s == NULL) return NULL;
   kl_stats_mapped((ptrdiff_t)KL_SEGMENT_SIZE);
   if (kl_option(KL_OPT_HUGE_PAGES)) kl_prim_hugepage(s, KL_SEGMENT_SIZE);
-  /* A process that has taken a second segment is worth a purger thread
-   * (kl_segment_purger_poll starts it from a safe point). Relaxed: a hint. */
-  if (kl_load_relaxed(&kl_os_stats.mapped) >= 2 * KL_SEGMENT_SIZE && kl_load_relaxed(&purger) == PURGER_NONE)
-    kl_store_relaxed(&purger, PURGER_WANTED);
+  want_purger();
   *is_zero = true;
   return s;
 }
 
-/* A huge mapping from the big slots that fits `total` without wasting more
- * than half of it, or NULL. */
-static kl_segment_t *big_take(size_t total) {
-  for (int i = KL_SEGMENT_CACHE; i < KL_CACHE_SLOTS; i++) {
-    kl_segment_t *s = kl_load_relaxed(&cache[i]);
-    if (s == NULL || s->mapped_size < total || s->mapped_size / 2 > total) continue;
-    /* Acquire: the giver's header writes (mapped_size) are visible. */
-    s = kl_exchange_acquire(&cache[i], NULL);
-    if (s == NULL) continue;
-    if (s->mapped_size >= total && s->mapped_size / 2 <= total) {
-      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
-      return s;
-    }
-    kl_segment_t *expect = NULL;   /* raced with another giver: put it back */
-    if (!atomic_compare_exchange_strong_explicit(&cache[i], &expect, s, memory_order_release, memory_order_relaxed)) {
-      if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
-      kl_stats_mapped(-(ptrdiff_t)s->mapped_size);
-      kl_prim_free(s, s->mapped_size);
-    }
-  }
-  return NULL;
-}
-
+/* A 4 MiB segment goes to the cache (purged after the delay) or, when the
+ * cache is full, to the pool, where a bigger huge mapping goes at once. */
 static void segment_give(kl_segment_t *seg, size_t mapped) {
-  bool normal = mapped == KL_SEGMENT_SIZE;
-  bool big = !normal && mapped <= KL_BIG_CACHE_MAX && seg->block_offset < KL_SEGMENT_SIZE;
-  if (normal || big) {
-    seg->mapped_size = mapped;
-    long delay = kl_option(KL_OPT_PURGE_DELAY);
-    seg->is_purged = delay == 0;
-    if (seg->is_purged) {
-      kl_prim_purge((uint8_t *)seg + kl_os.page_size, purgeable(seg));
-      kl_stats_purged((ptrdiff_t)purgeable(seg));
-    }
-    else { seg->purge_at = kl_prim_clock_ms() + (uint64_t)delay; cache_purge_expired(false); }
-    int lo = normal ? 0 : KL_SEGMENT_CACHE, hi = normal ? KL_SEGMENT_CACHE : KL_CACHE_SLOTS;
-    for (int i = lo; i < hi; i++) {
-      kl_segment_t *expect = NULL;
-      if (kl_load_relaxed(&cache[i]) == NULL &&
-          atomic_compare_exchange_strong_explicit(&cache[i], &expect, seg,
-              memory_order_release, memory_order_relaxed)) return;
-    }
-    if (seg->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(seg));
+  if (mapped != KL_SEGMENT_SIZE) { kl_pool_give(seg, mapped); return; }
+  seg->mapped_size = mapped;
+  long delay = kl_option(KL_OPT_PURGE_DELAY);
+  seg->is_purged = delay == 0;
+  if (seg->is_purged) {
+    kl_prim_purge((uint8_t *)seg + kl_os.page_size, purgeable(seg));
+    kl_stats_purged((ptrdiff_t)purgeable(seg));
   }
-  kl_prim_free(seg, mapped);
-  kl_stats_mapped(-(ptrdiff_t)mapped);
+  else { seg->purge_at = kl_prim_clock_ms() + (uint64_t)delay; cache_purge_expired(false); }
+  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
+    kl_segment_t *expect = NULL;
+    if (kl_load_relaxed(&cache[i]) == NULL &&
+        atomic_compare_exchange_strong_explicit(&cache[i], &expect, seg,
+            memory_order_release, memory_order_relaxed)) return;
+  }
+  /* Cache full: the pool takes it (as a run it serves huge blocks, and 4 MiB
+   * of it the next segment_take that finds the cache empty). */
+  if (seg->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(seg));
+  kl_pool_give(seg, mapped);
 }
 #endif
 
@@ -260,7 +246,7 @@ static void page_map_init(kl_segment_t *seg) {
 
 static kl_segment_t *segment_new(kl_heap_t *heap, kl_segkind_t kind) {
   bool is_zero;
-  kl_segment_t *seg = segment_take(&is_zero);
+  kl_segment_t *seg = segment_take(&is_zero, NULL);
   if (seg == NULL) return NULL;
   if (!is_zero) memset(seg, 0, sizeof(*seg));
   seg->kind = kind;
@@ -404,27 +390,45 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
    * 4 MiB or more sits exactly one unit in, marked 2 in the segment map. */
   size_t off = align >= KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : kl_align_up(KL_SEGMENT_HEADER + KL_GUARD, align);
   size_t total = kl_align_up(off + (size ? size : 1), kl_os.page_size) + KL_GUARD;
-  kl_segment_t *seg;
-  bool is_zero;
+  kl_segment_t *seg = NULL;
+  size_t dirty = 0;                    /* [seg, seg + dirty) may hold old contents; the rest is zero */
+  bool pooled = false;                 /* from pool.c, rather than the segment cache or the OS */
   if (total <= KL_SEGMENT_SIZE) {
-    seg = segment_take(&is_zero);
+    bool is_zero;
+    seg = segment_take(&is_zero, &pooled);
+    dirty = seg != NULL && !is_zero ? KL_SEGMENT_SIZE : 0;
     total = KL_SEGMENT_SIZE;
-  } else if (align <= KL_SEGMENT_SIZE && (seg = big_take(total)) != NULL) {
-    is_zero = false;
-    total = seg->mapped_size;          /* the whole cached mapping is ours */
   } else {
-    size_t seg_align = align > KL_SEGMENT_SIZE ? align : KL_SEGMENT_SIZE;
+    /* Whole segments, so that a freed mapping can be carved into new
+     * blocks in place (each starts on a segment boundary); the tail past
+     * the block is never touched, so it costs address space, not memory. */
+    if (!KL_SECURE) total = kl_align_up(total, KL_SEGMENT_SIZE);
+    if (off < KL_SEGMENT_SIZE) pooled = (seg = kl_pool_take(total, &dirty)) != NULL;
+    if (seg == NULL) {
+      size_t seg_align = align > KL_SEGMENT_SIZE ? align : KL_SEGMENT_SIZE;
 #if KL_SECURE
-    seg = kl_prim_alloc_aligned(total, seg_align, align > KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : 0);
+      seg = kl_prim_alloc_aligned(total, seg_align, align > KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : 0);
 #else
-    seg = os_alloc_aligned(total, seg_align, align > KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : 0);
+      seg = os_alloc_aligned(total, seg_align, align > KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : 0);
 #endif
-    is_zero = true;
-    if (seg) kl_stats_mapped((ptrdiff_t)total);
+      if (seg) kl_stats_mapped((ptrdiff_t)total);
+    }
+    want_purger();   /* the pool's idle runs need it */
   }
   if (seg == NULL) { errno = ENOMEM; return NULL; }
+  /* Reused pages past the block's end would sit resident unused while it
+   * lives: give them back now, but leave a block from the segment cache
+   * room to double by realloc without faults (python's JSON buffers grow
+   * so). Measured on bench large/1t: peak RSS 155 -> 142 MB, for 46,000 ->
+   * 51,000 page faults. */
+  size_t extent = kl_align_up(off + (size ? size : 1), kl_os.page_size) + KL_GUARD;
+  if (!pooled) extent *= 2;
+  if (dirty > extent + KL_PURGE_MIN_TAIL) {
+    kl_prim_purge((uint8_t *)seg + extent, dirty - extent);
+    dirty = extent;
+  }
   /* A huge segment uses only the header fields and pages[0]: clear just those. */
-  if (!is_zero) memset(seg, 0, offsetof(kl_segment_t, pages) + sizeof(kl_page_t));
+  if (dirty != 0) memset(seg, 0, offsetof(kl_segment_t, pages) + sizeof(kl_page_t));
   seg->kind = KL_SEG_HUGE;
   seg->page_shift = KL_HUGE_PAGE_SHIFT;
   seg->page_count = 1;
@@ -448,11 +452,12 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   kl_segmap_set(seg, off >= KL_SEGMENT_SIZE);
   atomic_fetch_add_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&kl_os_stats.huge_allocs, 1, memory_order_relaxed);
+  size_t old = dirty > off ? dirty - off : 0;   /* bytes of the block with old contents */
 #if KL_DEBUG
-  if (!is_zero) memset(page->start, 0, page->block_size);   /* old fill patterns (see debug.c) */
+  memset(page->start, 0, old < page->block_size ? old : page->block_size);   /* old fill patterns (see debug.c) */
 #endif
-  if (zero && !is_zero) memset(page->start, 0, size);
-  ((kl_block_t *)page->start)->freed = 0;   /* a cached segment may hold an old mark */
+  if (zero) memset(page->start, 0, old < size ? old : size);
+  ((kl_block_t *)page->start)->freed = 0;   /* a reused mapping may hold an old mark */
   return page->start;
 }
 
@@ -480,29 +485,37 @@ static void huge_set_block(kl_segment_t *seg, size_t block) {
 
 /* Resize a huge block without copying: within its mapping, by growing or
  * shrinking the mapping in place, or by moving it with mremap to a fresh
- * 4 MiB-aligned reservation. NULL when none works (the caller copies). */
+ * reservation. Mappings stay whole segments (see kl_segment_huge_alloc).
+ * NULL when none works (the caller copies). */
 void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
   size_t off = seg->block_offset, old = seg->mapped_size, mapped = old;
   if (size > KL_MAX_ALLOC || KL_SECURE) return NULL;   /* secure: guard pages stay put; copy */
   size_t need = kl_align_up(off + size, kl_os.page_size);
+  size_t whole = kl_align_up(need, KL_SEGMENT_SIZE);
   if (need <= old) {
-    /* Give back a big tail, but never below 4 MiB: a cache-sized segment
-     * can go back to the cache when freed. */
-    if (old > KL_SEGMENT_SIZE && need < old / 2 && kl_os.has_remap) {
-      size_t keep = need < KL_SEGMENT_SIZE ? KL_SEGMENT_SIZE : need;
-      if (kl_prim_resize_in_place(seg, old, keep)) mapped = keep;
+    /* A big tail goes to the pool (no system call), but never below 4 MiB:
+     * a cache-sized segment can go back to the cache when freed. */
+    if (need < old / 2 && whole < old) {
+      kl_pool_give((uint8_t *)seg + whole, old - whole);   /* still counted as mapped, by the pool */
+      seg->mapped_size = old = mapped = whole;
     }
-  } else if (kl_prim_resize_in_place(seg, old, need)) {
-    mapped = need;
+  } else if (kl_prim_resize_in_place(seg, old, whole)) {
+    mapped = whole;
   } else {
     /* A heap's huge block is linked by address: copy instead of moving. */
     if (off >= KL_SEGMENT_SIZE || !kl_os.has_remap || seg->huge_heap != NULL) return NULL;
     /* Grow geometrically when moving, so a realloc loop moves O(log n) times. */
-    size_t want = kl_align_up(need + need / 4, kl_os.page_size);
+    size_t want = kl_align_up(need + need / 4, KL_SEGMENT_SIZE);
     void *target = kl_prim_alloc_aligned(want, KL_SEGMENT_SIZE, 0);
     if (target == NULL) return NULL;
-    if (!kl_prim_move(seg, old, target, want)) { kl_prim_free(target, want); return NULL; }
+    /* Out of the segment map first: once moved, the old range may be
+     * mapped by anyone, and a free into it must not find a header there. */
     kl_segmap_clear(seg, 0);
+    if (!kl_prim_move(seg, old, target, want)) {
+      kl_segmap_set(seg, 0);
+      kl_prim_free(target, want);
+      return NULL;
+    }
     seg = target;
     kl_segmap_set(seg, 0);
     page_map_init(seg);   /* it holds addresses inside the header, which moved */
@@ -610,6 +623,7 @@ static void segment_atfork_child(void) { kl_store_relaxed(&purge_lock, 0); }
 void kl_segment_atfork_init(void) {
   kl_prim_atfork(abandoned_acquire, abandoned_release, abandoned_release);
   kl_prim_atfork_child(segment_atfork_child);
+  kl_pool_atfork_init();
 }
 
 /* Called by the dying heap after it retired its empty pages and took the

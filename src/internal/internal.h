@@ -145,6 +145,16 @@ kl_hidden void kl_segment_purge(kl_heap_t *heap, bool force);
 kl_hidden void kl_segment_cache_purge(void);    /* malloc_trim: purge every cached segment now */
 kl_hidden void kl_segment_purger_poll(void);     /* start the purger thread if wanted (safe points only) */
 
+/* ---- pool.c: dirty pages of freed huge blocks, made into new ones */
+/* A mapping of `size` bytes (a multiple of KL_SEGMENT_SIZE) on a segment
+ * boundary, made of freed huge blocks' pages; its first *dirty bytes hold
+ * old contents, the rest is zero. NULL if the pool is empty. Counted in the
+ * mapped statistic. */
+kl_hidden void *kl_pool_take(size_t size, size_t *dirty);
+kl_hidden void kl_pool_give(void *addr, size_t size);
+kl_hidden bool kl_pool_purge(bool all);                         /* true if it unmapped anything */
+kl_hidden void kl_pool_atfork_init(void);
+
 /* ---- page.c: the slow path */
 kl_hidden void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero);
 kl_hidden void kl_page_collect(kl_page_t *page);

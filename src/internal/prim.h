@@ -36,9 +36,12 @@ bool   kl_prim_free(void *addr, size_t size);
 bool   kl_prim_purge(void *addr, size_t size);
 /* Grow or shrink a mapping in place; false if the neighbours are taken. */
 bool   kl_prim_resize_in_place(void *addr, size_t old_size, size_t new_size);
-/* Move a mapping of old_size bytes to the start of `target`, a reservation
- * of new_size >= old_size bytes from kl_prim_alloc_aligned; the reservation's
- * tail stays mapped after it. Returns false if unsupported or it failed. */
+/* Move the old_size bytes at addr onto the start of `target`, a reservation
+ * of new_size >= old_size bytes from kl_prim_alloc_aligned, and grow them to
+ * new_size there (fresh zero pages after the moved ones), as one kernel
+ * mapping (two under valgrind, whose mremap mishandles the grown part). The source must lie within one kernel mapping; one that does not
+ * is refused before anything changes. Returns false if unsupported or it
+ * failed; the reservation is then still there, zero, and the source too. */
 bool   kl_prim_move(void *addr, size_t old_size, void *target, size_t new_size);
 
 /* The value of environment variable `name`, or NULL. Never allocates. */

@@ -34,6 +34,10 @@
 #endif
 #define KL_SEGMENT_CACHE      8                 /* freed 4 MiB segments kept for reuse */
 #define KL_PURGE_KEEP         ((size_t)4 << 20)  /* dirty free page bytes a heap keeps past the delay */
+#define KL_POOL_KEEP          ((size_t)128 << 20) /* most bytes pool.c keeps of freed huge blocks */
+#define KL_POOL_RUNS          32                /* most runs (mappings) it keeps */
+#define KL_PURGE_MIN_TAIL     ((size_t)64 << 10) /* unused reused bytes past a huge block worth an madvise */
+#define KL_POOL_IDLE          100               /* purge delays it stays unused while huge blocks live */
 #define KL_RECLAIM_MAX        8                 /* abandoned segments adopted per visit */
 #define KL_MAX_ALLOC          ((size_t)PTRDIFF_MAX - 2 * KL_SEGMENT_SIZE)
 #ifndef KL_SECURE           /* the secure build (libkeel-secure.so) */

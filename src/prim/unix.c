@@ -21,10 +21,16 @@
 
 extern char **environ;
 static size_t os_page = 4096;
+/* Valgrind's mremap loses track of the part a moving mremap grows (memcheck
+ * then reports every write to it), so under valgrind kl_prim_move only
+ * moves and the reservation's tail stays a mapping of its own. */
+static bool under_valgrind;
 
 void kl_prim_init(kl_prim_info_t *info) {
   long ps = sysconf(_SC_PAGESIZE);
   if (ps > 0) os_page = (size_t)ps;
+  const char *pre = kl_prim_getenv("LD_PRELOAD");
+  under_valgrind = pre != NULL && strstr(pre, "/vgpreload_") != NULL;
   info->page_size = os_page;
 #ifdef MREMAP_MAYMOVE
   info->has_remap = true;
@@ -131,14 +137,33 @@ bool kl_prim_resize_in_place(void *addr, size_t old_size, size_t new_size) {
 
 bool kl_prim_move(void *addr, size_t old_size, void *target, size_t new_size) {
 #ifdef MREMAP_FIXED
-  /* Move only the old pages onto the start of the reservation; the rest of
-   * the reservation stays as the fresh tail. (Moving and growing in one call
-   * works too, but valgrind then loses track of the grown part.) */
   if (old_size > new_size) return false;
   int err = errno;
-  void *p = mremap(addr, old_size, old_size, MREMAP_MAYMOVE | MREMAP_FIXED, target);
+  bool ok = false;
+  /* mremap(MREMAP_FIXED) unmaps the target before it looks at the source,
+   * and a source spanning several kernel mappings then fails (EFAULT)
+   * leaving a hole in the reservation that another thread's mmap can take.
+   * So first make sure the source is one mapping: growing it in place by a
+   * page fails with EFAULT exactly when it spans several (valgrind says
+   * EINVAL); ENOMEM or EAGAIN mean one mapping with no room to grow. */
+  void *probe = mremap(addr, old_size, old_size + os_page, 0);
+  if (probe == addr) munmap((uint8_t *)addr + old_size, os_page);   /* it did grow: undo */
+  else if (errno != ENOMEM && errno != EAGAIN) goto out;
+  /* Move and grow in one call, so the result is one mapping again (a move
+   * then a separate tail would make the next move of it fail the probe). */
+  size_t moved = under_valgrind ? old_size : new_size;
+  if (mremap(addr, old_size, moved, MREMAP_MAYMOVE | MREMAP_FIXED, target) == target) ok = true;
+  else {
+    /* With a one-mapping source, only a kernel out of memory fails after
+     * the unmap. Map the hole back if there is one; if the range is still
+     * mapped (EEXIST), the failure came before the unmap and it is ours. */
+    void *p = mmap(target, moved, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0);
+    if (p != MAP_FAILED && p != target) munmap(p, moved);   /* an old kernel took it as a hint */
+  }
+out:
   errno = err;
-  return p == target;
+  return ok;
 #else
   return false;
 #endif

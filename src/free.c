@@ -26,16 +26,17 @@ static kl_noinline void free_local_slow(kl_page_t *page) {
   else if (page->in_full) kl_heap_page_from_full(heap, page);
 }
 
-/* Not the owner: push onto the page's remote list. Release so the owner's
- * acquire exchange sees b->next. If bit 0 was set the owner parked the page
+/* Not the owner: push onto the page's remote list and count it. Release so
+ * the owner's acquire exchange sees b->next. If bit 0 was set the owner parked the page
  * as full; we cleared the bit with our CAS, so we alone tell its heap. */
 kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
   if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_release(seg); return; }
   kl_stats_count_free_remote(page->class_idx);
   uintptr_t tf = kl_load_relaxed(&page->xthread_free);
   do {
-    kl_block_set_next(page, b, (kl_block_t *)(tf & ~(uintptr_t)1));
-  } while (!kl_cas_weak(&page->xthread_free, &tf, (uintptr_t)b, memory_order_release));
+    kl_block_set_next(page, b, (kl_block_t *)(tf & KL_XF_PTR));
+  } while (!kl_cas_weak(&page->xthread_free, &tf,
+                        (uintptr_t)b | ((tf & ~KL_XF_PTR & ~(uintptr_t)1) + KL_XF_ONE), memory_order_release));
   if (tf & 1) {
     /* Relaxed load: heap structs are never unmapped, a stale one gets a
      * harmless extra rescan. Release store pairs with the owner's acquire. */

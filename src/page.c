@@ -79,7 +79,30 @@ static void page_extend(kl_page_t *page) {
   __atomic_store_n(&page->carved, (size_t)page->capacity * bs, __ATOMIC_RELAXED);   /* see KL_CARVED */
 }
 
+/* Move the remote frees, then the owner's own, into `free`. The remote list
+ * comes with its length, so when `free` is empty (the usual case: this runs
+ * when it ran dry) it becomes the free list without a walk. The owner's
+ * list, when it has to be appended, is walked instead: its blocks are the
+ * ones this thread touched last. */
 void kl_page_collect(kl_page_t *page) {
+  if (kl_load_relaxed(&page->xthread_free) != 0) {
+    /* Acquire pairs with the release CAS of each remote free: the `next`
+     * links they wrote are visible. Exchanging to 0 also clears the
+     * "parked, tell me" bit, since the page is about to be usable again. */
+    uintptr_t tf = kl_exchange_acquire(&page->xthread_free, 0);
+    kl_block_t *head = (kl_block_t *)(tf & KL_XF_PTR);
+    if (head != NULL) {
+      uint32_t n = (uint32_t)(tf >> KL_XF_COUNT_SHIFT);
+      if (page->free != NULL) {
+        kl_block_t *tail = head, *nx;
+        while ((nx = kl_block_next(page, tail)) != NULL) tail = nx;
+        kl_block_set_next(page, tail, page->free);
+      }
+      page->free = head;
+      kl_assert(n != 0 && page->used >= n);
+      page->used -= n;
+    }
+  }
   if (page->local_free != NULL) {
     if (page->free == NULL) page->free = page->local_free;
     else {
@@ -90,20 +113,6 @@ void kl_page_collect(kl_page_t *page) {
     }
     page->local_free = NULL;
   }
-  if (kl_load_relaxed(&page->xthread_free) == 0) return;
-  /* Acquire pairs with the release CAS of each remote free: the `next`
-   * links they wrote are visible. Exchanging to 0 also clears the
-   * "parked, tell me" bit, since the page is about to be usable again. */
-  uintptr_t tf = kl_exchange_acquire(&page->xthread_free, 0);
-  kl_block_t *head = (kl_block_t *)(tf & ~(uintptr_t)1);
-  if (head == NULL) return;
-  uint32_t n = 1;
-  kl_block_t *tail = head, *nx;
-  while ((nx = kl_block_next(page, tail)) != NULL) { tail = nx; n++; }
-  kl_block_set_next(page, tail, page->free);
-  page->free = head;
-  kl_assert(page->used >= n);
-  page->used -= n;
 }
 
 /* A page whose last block came back. Keep it if it is the only page of its

@@ -62,6 +62,12 @@ typedef struct kl_heap_s    kl_heap_t;
  * accident: the key is random per process and per page. */
 struct kl_block_s { kl_block_t *next; uintptr_t freed; };
 
+/* xthread_free's fields (kl_page_s). A page holds at most 4096 blocks
+ * (64 KiB / 16 B), so the count never reaches 2^16. */
+#define KL_XF_COUNT_SHIFT 48
+#define KL_XF_ONE         ((uintptr_t)1 << KL_XF_COUNT_SHIFT)
+#define KL_XF_PTR         ((KL_XF_ONE - 1) & ~(uintptr_t)15)
+
 /* A page: blocks of one size. Two cache lines, split by who touches them:
  * the first is read by every free, local or remote, and written only when
  * the page is set up or grows; the second is the owner's working state. A
@@ -95,8 +101,11 @@ struct __attribute__((aligned(64))) kl_page_s {
   bool        is_purged;        /* not in use, memory given back to the OS */
   uint32_t    capacity;         /* blocks carved so far */
   uint32_t    reserved;         /* blocks that fit */
-  /* Frees from other threads. Bit 0 set: the owner parked this page in its
-   * full list and wants to hear of the next remote free (see free.c). */
+  /* Frees from other threads: a list head, below 2^48, and in the top 16
+   * bits how many blocks the list holds, so the owner takes the list
+   * without walking it (a walk is a cache miss per block, each written by
+   * another core). Bit 0 set: the owner parked this page in its full list
+   * and wants to hear of the next remote free (see free.c). */
   _Atomic(uintptr_t) xthread_free;
   kl_page_t  *next, *prev;      /* in a heap queue */
   uint64_t    purge_at;         /* not in use, dirty: give back to the OS at (ms); 0 = clean */

@@ -342,8 +342,8 @@ bool kl_segment_page_free(kl_page_t *page) {
 }
 
 /* Give back the free pages of the heap's segments whose delay ran out (all
- * of them if `force`), except that some stay dirty (half the heap's pages
- * in use, between KL_PURGE_KEEP_MIN and KL_PURGE_KEEP bytes): a program whose pages come and go (a size class emptying and
+ * of them if `force`), except that up to KL_PURGE_KEEP bytes of them stay
+ * dirty: a program whose pages come and go (a size class emptying and
  * filling again, strings growing through the classes) would otherwise pay
  * an madvise and a page fault per 4 KiB on every round trip (the realloc
  * workload made 218 madvise calls and 2.6 times mimalloc's faults), while a
@@ -354,27 +354,21 @@ void kl_segment_purge(kl_heap_t *heap, bool force) {
   if (heap->purge_next == 0) return;
   uint64_t now = kl_prim_clock_ms();
   if (!force && now < heap->purge_next) return;
-  size_t dirty = 0, used = 0;
+  size_t dirty = 0;
   if (!force) {
     for (kl_segment_t *seg = heap->segments; seg != NULL; seg = seg->next) {
-      used += (size_t)seg->used_pages << seg->page_shift;
       if (!seg->in_free_list) continue;
       for (uint32_t i = 0; i < seg->page_count; i++)
         if (!seg->pages[i].in_use && seg->pages[i].purge_at != 0) dirty += (size_t)1 << seg->page_shift;
     }
   }
-  /* Dirty free pages kept past the delay: half the pages in use, within
-   * [KL_PURGE_KEEP_MIN, KL_PURGE_KEEP]. A flat 4 MiB per heap held 16 MiB
-   * in four python threads using 2 MiB between them (bench python: peak
-   * RSS 38 -> 28-33 MB). */
-  size_t keep = used / 2 < KL_PURGE_KEEP_MIN ? KL_PURGE_KEEP_MIN : used / 2 > KL_PURGE_KEEP ? KL_PURGE_KEEP : used / 2;
   uint64_t next = 0;
-  for (kl_segment_t *seg = heap->segments; seg != NULL && (force || dirty > keep); seg = seg->next) {
+  for (kl_segment_t *seg = heap->segments; seg != NULL && (force || dirty > KL_PURGE_KEEP); seg = seg->next) {
     if (!seg->in_free_list) continue;           /* no free page at all */
     for (uint32_t i = 0; i < seg->page_count; i++) {
       kl_page_t *page = &seg->pages[i];
       if (page->in_use || page->purge_at == 0) continue;
-      if (force || (page->purge_at <= now && dirty > keep)) {
+      if (force || (page->purge_at <= now && dirty > KL_PURGE_KEEP)) {
         page_purge(seg, page);
         heap->counters.pages_purged++;
         dirty -= force ? 0 : (size_t)1 << seg->page_shift;
@@ -383,7 +377,7 @@ void kl_segment_purge(kl_heap_t *heap, bool force) {
     }
   }
   /* 0 when what is left fits the allowance: the next page freed re-arms it. */
-  heap->purge_next = !force && dirty <= keep ? 0 : next;
+  heap->purge_next = !force && dirty <= KL_PURGE_KEEP ? 0 : next;
 }
 
 /* ---- huge blocks -------------------------------------------------------- */

@@ -33,8 +33,7 @@
 #define KL_ADDR_BITS          48
 #endif
 #define KL_SEGMENT_CACHE      8                 /* freed 4 MiB segments kept for reuse */
-#define KL_PURGE_KEEP         ((size_t)4 << 20)  /* most dirty free page bytes a heap keeps past the delay */
-#define KL_PURGE_KEEP_MIN     ((size_t)1 << 20)  /* ... and least (kl_segment_purge: half its pages in use) */
+#define KL_PURGE_KEEP         ((size_t)4 << 20)  /* dirty free page bytes a heap keeps past the delay */
 #define KL_POOL_KEEP          ((size_t)128 << 20) /* most bytes pool.c keeps of freed huge blocks */
 #define KL_POOL_RUNS          32                /* most runs (mappings) it keeps */
 #define KL_PURGE_MIN_TAIL     ((size_t)64 << 10) /* unused reused bytes past a huge block worth an madvise */

@@ -27,8 +27,9 @@ static kl_noinline void free_local_slow(kl_page_t *page) {
 }
 
 /* Not the owner: push onto the page's remote list and count it. Release so
- * the owner's acquire exchange sees b->next. If bit 0 was set the owner parked the page
- * as full; we cleared the bit with our CAS, so we alone tell its heap. */
+ * the owner's acquire exchange sees b->next. If bit 0 was set the owner
+ * parked the page as full; we cleared the bit with our CAS, so we alone
+ * tell its heap. */
 kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
   if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_release(seg); return; }
   kl_stats_count_free_remote(page->class_idx);

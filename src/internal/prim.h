@@ -39,9 +39,10 @@ bool   kl_prim_resize_in_place(void *addr, size_t old_size, size_t new_size);
 /* Move the old_size bytes at addr onto the start of `target`, a reservation
  * of new_size >= old_size bytes from kl_prim_alloc_aligned, and grow them to
  * new_size there (fresh zero pages after the moved ones), as one kernel
- * mapping (two under valgrind, whose mremap mishandles the grown part). The source must lie within one kernel mapping; one that does not
- * is refused before anything changes. Returns false if unsupported or it
- * failed; the reservation is then still there, zero, and the source too. */
+ * mapping (two under valgrind, whose mremap mishandles the grown part). The
+ * source must lie within one kernel mapping; one that does not is refused
+ * before anything changes. Returns false if unsupported or it failed; the
+ * reservation is then still there, zero, and the source too. */
 bool   kl_prim_move(void *addr, size_t old_size, void *target, size_t new_size);
 
 /* The value of environment variable `name`, or NULL. Never allocates. */

@@ -23,8 +23,7 @@
 /* Freed 4 MiB segments (small, medium, or a huge block that fit in one),
  * each purged after KEEL_PURGE_DELAY. Bigger huge mappings go to the pool
  * (pool.c) instead. */
-#define KL_CACHE_SLOTS    KL_SEGMENT_CACHE
-static _Atomic(kl_segment_t *) cache[KL_CACHE_SLOTS];
+static _Atomic(kl_segment_t *) cache[KL_SEGMENT_CACHE];
 enum { PURGER_NONE, PURGER_WANTED, PURGER_RUNNING };
 static _Atomic(int) purger;
 
@@ -51,7 +50,7 @@ static void cache_purge_expired(bool all) {
   if (all) kl_lock(&purge_lock);
   else if (atomic_exchange_explicit(&purge_lock, 1, memory_order_acquire) != 0) return;
   uint64_t now = all ? UINT64_MAX : kl_prim_clock_ms();
-  for (int i = 0; i < KL_CACHE_SLOTS; i++) {
+  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
     kl_segment_t *s = kl_load_relaxed(&cache[i]);
     if (s == NULL) continue;
     /* Acquire: we read the header fields the giver wrote (purge_at). */
@@ -81,7 +80,7 @@ void kl_segment_cache_purge(void) { cache_purge_expired(true); }
  * Returns whether anything was released. */
 __attribute__((unused)) static bool cache_release(void) {
   bool any = kl_pool_purge(true);
-  for (int i = 0; i < KL_CACHE_SLOTS; i++) {
+  for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
     kl_segment_t *s = kl_exchange_acquire(&cache[i], NULL);
     if (s == NULL) continue;
     if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
@@ -123,7 +122,7 @@ static void purger_after_fork(void) {   /* the thread did not survive fork */
 
 /* A process that has mapped a second segment's worth is worth a purger
  * thread (kl_segment_purger_poll starts it from a safe point). Relaxed: a hint. */
-__attribute__((unused)) static void want_purger(void) {
+static void want_purger(void) {
   if (kl_load_relaxed(&kl_os_stats.mapped) >= 2 * KL_SEGMENT_SIZE && kl_load_relaxed(&purger) == PURGER_NONE)
     kl_store_relaxed(&purger, PURGER_WANTED);
 }

@@ -7,7 +7,8 @@
  * of it, or by taking a fresh page from a segment — and pops one block.
  *
  * Costs: collecting walks the remote-free list once (each block is counted
- * once); carving touches at most KL_EXTEND_BYTES (4 blocks for big classes);
+ * once); carving touches at most KL_EXTEND_BYTES, at least 4 blocks below 4 KiB
+ * and one block from 4 KiB up;
  * a page with nothing left moves to the heap's full list, so no page is
  * scanned twice without a free in between. */
 #include <errno.h>
@@ -46,8 +47,12 @@ void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t
 /* Carve the next few blocks into the free list, in address order. */
 static void page_extend(kl_page_t *page) {
   size_t bs = page->block_size;
-  uint32_t n = (uint32_t)(KL_EXTEND_BYTES / bs);
-  if (n < 4) n = 4;
+  /* Blocks of a page or more are carved one at a time: carving writes a
+   * link into each block, so a batch would touch (fault in) blocks that a
+   * program freeing and reallocating one block never needs; the freed
+   * one comes back through kl_page_collect before the next is carved. */
+  uint32_t n = bs >= KL_EXTEND_BYTES ? 1 : (uint32_t)(KL_EXTEND_BYTES / bs);
+  if (n < 4 && bs < KL_EXTEND_BYTES) n = 4;
   if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
   uint8_t *first = page->start + (size_t)page->capacity * bs;
   uint8_t *p = first;

@@ -98,7 +98,9 @@ KEEL_MALLOC_ATTR void *keel_heap_calloc(keel_heap_t *heap, size_t count, size_t 
 void *keel_heap_realloc(keel_heap_t *heap, void *p, size_t size);
 KEEL_MALLOC_ATTR void *keel_heap_aligned_alloc(keel_heap_t *heap, size_t alignment, size_t size);
 /* p is a live block of heap. For a thread's default heap, blocks above
- * 128 KiB are not tracked per thread: any live one counts. */
+ * 128 KiB are not tracked per thread: any live one counts; and a block of
+ * up to 1 KiB that malloc reused after this thread freed it for another
+ * thread stays that thread's (its memory never changes owner). */
 bool  keel_heap_contains(const keel_heap_t *heap, const void *p);
 /* Calls visit(block, usable_size, arg) once per live block, until it
  * returns false. Returns false if a visit stopped it, true otherwise. The

@@ -5,8 +5,10 @@
  *   one likely branch, pop (store free, clear the freed mark, increment
  *   used, count the class), return
  * — about 17 instructions, no atomics, no locks (bench/RESULTS.md has the
- * measured pair cost). Anything else is one call to kl_malloc_generic
- * (page.c), noinline so that the fast path stays this small.
+ * measured pair cost). Anything else is one call, noinline so that the
+ * fast path stays this small: kl_malloc_foreign for a miss up to 1 KiB
+ * (this thread's cache of other threads' blocks, then the slow path),
+ * kl_malloc_generic (page.c) otherwise.
  *
  * The thread's heap starts as the static kl_heap_empty whose direct pages
  * have no blocks, so the first call in a thread takes the slow path, which
@@ -27,6 +29,9 @@ kl_inline void *heap_malloc(kl_heap_t *heap, size_t size) {
       heap->counters.allocs[page->class_idx]++;
       return b;
     }
+#if KL_FOREIGN
+    return kl_malloc_foreign(heap, size);
+#endif
   } else if (size <= KL_MEDIUM_MAX) {
     /* Second fast path: the class's first page; NULL only in the empty heap
      * or for a class never used. */

@@ -10,8 +10,9 @@
  *   and the mark (about 21 of them) are what let the default build reject
  *   every pointer keel did not hand out, or already took back, before it
  *   touches a free list (KL_FREE_CHECKS=0 compiles them out).
- * A block from another thread costs one CAS (kl_free_slow). Huge blocks go
- * back to the OS (or the segment cache) from any thread. */
+ * A block from another thread's page goes to this thread's foreign cache
+ * (below), or when that cannot take it costs one CAS (kl_free_slow). Huge
+ * blocks go back to the OS (or the segment cache) from any thread. */
 #include <errno.h>
 #include "internal/internal.h"
 #include "keel.h"
@@ -26,24 +27,92 @@ static kl_noinline void free_local_slow(kl_page_t *page) {
   else if (page->in_full) kl_heap_page_from_full(heap, page);
 }
 
-/* Not the owner: push onto the page's remote list and count it. Release so
- * the owner's acquire exchange sees b->next. If bit 0 was set the owner
- * parked the page as full; we cleared the bit with our CAS, so we alone
- * tell its heap. */
-kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
-  if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_release(seg); return; }
-  kl_stats_count_free_remote(page->class_idx);
+/* Push the n blocks first..last, linked already, onto the page's remote
+ * list. Release so the owner's acquire exchange sees the links. If bit 0
+ * was set the owner parked the page as full; we cleared the bit with our
+ * CAS, so we alone tell its heap. */
+static void remote_push(kl_page_t *page, kl_block_t *first, kl_block_t *last, uintptr_t n) {
   uintptr_t tf = kl_load_relaxed(&page->xthread_free);
   do {
-    kl_block_set_next(page, b, (kl_block_t *)(tf & KL_XF_PTR));
+    kl_block_set_next(page, last, (kl_block_t *)(tf & KL_XF_PTR));
   } while (!kl_cas_weak(&page->xthread_free, &tf,
-                        (uintptr_t)b | ((tf & ~KL_XF_PTR & ~(uintptr_t)1) + KL_XF_ONE), memory_order_release));
+                        (uintptr_t)first | ((tf & ~KL_XF_PTR & ~(uintptr_t)1) + n * KL_XF_ONE), memory_order_release));
   if (tf & 1) {
     /* Relaxed load: heap structs are never unmapped, a stale one gets a
      * harmless extra rescan. Release store pairs with the owner's acquire. */
     kl_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
     if (heap != NULL) kl_store_release(&heap->has_delayed, 1);
   }
+}
+
+#if KL_FOREIGN
+/* ---- foreign caches ------------------------------------------------------
+ * Where a block another thread's page owns goes when this thread frees it:
+ * a per-class list in this thread's heap, which its own mallocs of that
+ * class take from (page.c) before any page. A server thread that frees
+ * what others made and allocates the same sizes then reuses blocks hot in
+ * its own cache, with no CAS on the owner's page and no miss when the
+ * owner would have popped them (larson: the one pattern where returning
+ * every block to its owner cost more than jemalloc's thread caches). The
+ * blocks stay counted in their pages' `used`, so no page can be freed
+ * under them. A full list goes back to the owners at once, each run of
+ * blocks from one page with one CAS (a consumer thread that only frees
+ * gets batching from this); so do all lists at thread exit and in
+ * malloc_trim. */
+static uint32_t foreign_cap(unsigned c) {
+  uint32_t n = (uint32_t)(KL_FOREIGN_BYTES / kl_class_size[c]);
+  return n < 8 ? 8 : n;
+}
+
+void kl_foreign_flush(kl_heap_t *heap, unsigned c) {
+  kl_block_t *b = heap->foreign[c].head;
+  heap->foreign[c].head = NULL;
+  heap->foreign[c].count = 0;
+  while (b != NULL) {
+    /* A run of blocks of one page: relink it with the page's link
+     * encoding, then one push. */
+    kl_page_t *page = kl_segment_page_of((kl_segment_t *)kl_align_down((uintptr_t)b, KL_SEGMENT_SIZE), b);
+    kl_block_t *first = b, *last = b, *nx = b->next;
+    uintptr_t n = 1;
+    while (nx != NULL && nx >= (kl_block_t *)page->start && (uint8_t *)nx < page->start + KL_CARVED(page)) {
+      kl_block_t *after = nx->next;
+      kl_block_set_next(page, last, nx);
+      last = nx; nx = after; n++;
+    }
+    remote_push(page, first, last, n);
+    b = nx;
+  }
+}
+
+void kl_foreign_flush_all(kl_heap_t *heap) {
+  for (unsigned c = 0; c < KL_FOREIGN_CLASSES; c++)
+    if (heap->foreign[c].head != NULL) kl_foreign_flush(heap, c);
+}
+
+/* Keep b for this thread unless it has no heap yet (it never allocated:
+ * nothing to reuse it for), the block is too big, or its page belongs to
+ * a first-class heap. */
+static bool foreign_keep(kl_page_t *page, kl_block_t *b) {
+  kl_heap_t *heap = kl_heap_get();
+  unsigned c = page->class_idx;
+  if (heap == &kl_heap_empty || c >= KL_FOREIGN_CLASSES || page->no_foreign) return false;
+  if (heap->foreign[c].count >= foreign_cap(c)) kl_foreign_flush(heap, c);
+  b->next = heap->foreign[c].head;
+  heap->foreign[c].head = b;
+  heap->foreign[c].count++;
+  return true;
+}
+#endif
+
+/* Not the owner: keep the block in this thread's foreign cache, or push it
+ * onto the page's remote list; counted as this thread's free either way. */
+kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
+  if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_release(seg); return; }
+  kl_stats_count_free_remote(page->class_idx);
+#if KL_FOREIGN
+  if (foreign_keep(page, b)) return;
+#endif
+  remote_push(page, b, b, 1);
 }
 
 static kl_noinline void free_bad(const void *p, const char *what) {

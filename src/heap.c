@@ -220,6 +220,9 @@ static void abandon_heap(kl_heap_t *heap) {
 void kl_heap_thread_done(void *arg) {
   kl_heap_t *heap = arg;
   if (heap == NULL || heap == &kl_heap_empty) return;
+  /* First, while this thread still has a heap: the blocks it kept of
+   * other threads' pages go back to them (free.c). */
+  kl_foreign_flush_all(heap);
   if (kl_heap_tls == heap) kl_heap_tls = &kl_heap_empty;
   /* The thread's first-class heaps die with it: their blocks live on in
    * abandoned segments; the handles fail from now on (thread_id 0). The
@@ -392,7 +395,11 @@ static bool visit_queue(kl_page_queue_t *q, bool (*visit)(void *, size_t, void *
     }
     for (uint32_t i = 0; i < page->capacity; i++) {
       if (freemap[i / 64] & ((uint64_t)1 << (i % 64))) continue;
-      if (!visit(page->start + (size_t)i * page->block_size, page->block_size, arg)) return false;
+      /* Freed but in no list of the page: in another thread's foreign
+       * cache (free.c). The mark says so. */
+      kl_block_t *b = (kl_block_t *)(page->start + (size_t)i * page->block_size);
+      if (KL_FOREIGN && b->freed == (page->free_key ^ (uintptr_t)b)) continue;
+      if (!visit(b, page->block_size, arg)) return false;
     }
   }
   return true;

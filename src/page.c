@@ -146,6 +146,9 @@ static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
 #endif
   /* Relaxed: read by remote frees only to decide whom to nudge. */
   atomic_store_explicit(&page->heap, heap, memory_order_relaxed);
+  /* keel_heap_destroy frees a first-class heap's pages whole: a block of
+   * one must not wait in another thread's foreign cache. */
+  page->no_foreign = heap->is_user;
   atomic_fetch_add_explicit(&kl_os_stats.pages[c], 1, memory_order_relaxed);
   page_extend(page);
   kl_heap_queue_push_front(heap, page);
@@ -177,6 +180,27 @@ static kl_page_t *page_find(kl_heap_t *heap, unsigned c) {
   return page_fresh(heap, c);
 }
 
+#if KL_FOREIGN
+static kl_block_t *foreign_pop(kl_heap_t *heap, unsigned c) {
+  kl_block_t *b = heap->foreign[c].head;
+  if (b == NULL) return NULL;
+  heap->foreign[c].head = b->next;
+  heap->foreign[c].count--;
+  b->freed = 0;
+  heap->counters.allocs[c]++;
+  return b;
+}
+
+/* The fast path's miss for sizes up to KL_DIRECT_MAX: a block from the
+ * foreign cache (free.c) before the page slow path. It is hot in this
+ * core's cache, since this thread freed it; the owner's page sees no
+ * atomic from us. A server thread that frees what others made lives here. */
+void *kl_malloc_foreign(kl_heap_t *heap, size_t size) {
+  kl_block_t *b = foreign_pop(heap, kl_size_class(size));
+  return b != NULL ? b : kl_malloc_generic(heap, size, 0, false);
+}
+#endif
+
 void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   if (kl_unlikely(heap == &kl_heap_empty)) {
     heap = kl_heap_init_thread();
@@ -200,9 +224,18 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
     if (p != NULL && heap->is_user) kl_segment_huge_attach(heap, p);
     return p;
   }
+  kl_block_t *b;
+#if KL_FOREIGN
+  /* A block this thread freed into its foreign cache first (see
+   * kl_malloc_foreign; aligned requests come here directly). */
+  if (c < KL_FOREIGN_CLASSES && (b = foreign_pop(heap, c)) != NULL) {
+    if (zero) memset(b, 0, size);
+    return b;
+  }
+#endif
   kl_page_t *page = page_find(heap, c);
   if (page == NULL) { errno = ENOMEM; return NULL; }
-  kl_block_t *b = page->free;
+  b = page->free;
   page->free = kl_block_next(page, b);
   b->freed = 0;
   page->used++;

@@ -180,6 +180,13 @@ kl_hidden void  kl_free(void *p);
 kl_hidden size_t kl_usable_size(const void *p, const char *who);
 kl_hidden kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *who);
 kl_hidden void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *block);
+#if KL_FOREIGN
+kl_hidden void kl_foreign_flush(kl_heap_t *heap, unsigned c);   /* back to the owners' pages */
+kl_hidden void *kl_malloc_foreign(kl_heap_t *heap, size_t size);
+kl_hidden void kl_foreign_flush_all(kl_heap_t *heap);
+#else
+#define kl_foreign_flush_all(heap) ((void)(heap))
+#endif
 
 /* ---- init.c */
 kl_hidden bool kl_process_init(void);   /* idempotent; false if unusable */

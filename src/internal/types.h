@@ -49,6 +49,14 @@
 #ifndef KL_FREE_CHECKS      /* reject foreign, interior and double frees (default on) */
 #define KL_FREE_CHECKS        1
 #endif
+/* Foreign caches (free.c): a thread keeps small blocks it frees from other
+ * threads' pages for its own next mallocs. Not in the secure build, whose
+ * free lists are keyed per page and whose reuse order is randomized, nor
+ * without the free checks, whose double-free mark tells keel_heap_visit
+ * that a block waiting in some thread's cache is not live. */
+#define KL_FOREIGN            (!KL_SECURE && KL_FREE_CHECKS)
+#define KL_FOREIGN_CLASSES    20                /* classes 0..19: blocks up to KL_DIRECT_MAX */
+#define KL_FOREIGN_BYTES      ((size_t)64 << 10) /* most bytes kept per class, at least 8 blocks */
 
 typedef struct kl_block_s   kl_block_t;
 typedef struct kl_page_s    kl_page_t;
@@ -92,6 +100,7 @@ struct __attribute__((aligned(64))) kl_page_s {
   uint8_t     in_use;           /* handed out by its segment */
   uint8_t     class_idx;
   uint8_t     index;            /* position in the segment */
+  uint8_t     no_foreign;       /* a first-class heap's page: never in a foreign cache */
   /* ---- line 2: the owner's (remote threads touch only xthread_free). */
   __attribute__((aligned(64)))
   kl_block_t *free;             /* allocation pops here (owner only) */
@@ -194,6 +203,10 @@ struct kl_heap_s {
   bool            is_user;
   kl_heap_t      *parent, *users, *user_next, *user_prev;
   kl_segment_t   *huge;
+  /* Foreign caches, by class: blocks of other threads' pages that this
+   * thread freed, linked through `next` (plain pointers: the list spans
+   * pages). Still counted in their pages' `used`, so their pages stay. */
+  struct { kl_block_t *head; uint32_t count; } foreign[KL_FOREIGN_CLASSES];
   /* Kept across recycling (kl_heap_init_thread clears only what is above,
    * and has_delayed with an atomic store). */
   kl_heap_t      *all_next;        /* every heap struct ever made (stats.c) */

@@ -2,8 +2,8 @@
 # Core (issue 2): the version in every place it is written, the allocation
 # contract through keel_* and through the standard names, realloc in place
 # and across every size regime, the multi-threaded stress test, thread churn,
-# fork, first calls before main / after main, and the huge-block pool, in
-# both builds.
+# fork, first calls before main / after main, the huge-block pool and the
+# foreign caches, in both builds.
 source "$KEEL_ROOT/tests/lib.sh"
 b=$KEEL_BUILD; src=$KEEL_ROOT/tests/core
 CC="cc -O1 -g -fno-builtin -Wno-alloc-size-larger-than -I$KEEL_ROOT/include -L$b -Wl,-rpath,$b"
@@ -11,6 +11,7 @@ $CC "$src/contract.c" -o "$KL_TMP/contract" -lkeel -ldl &&
 $CC -DUSE_KEEL_API "$src/contract.c" -o "$KL_TMP/contract-keel" -lkeel -ldl &&
 $CC "$src/realloc.c" -o "$KL_TMP/realloc" -lkeel -ldl &&
 $CC "$src/pool.c" -o "$KL_TMP/pool" -lkeel -pthread &&
+$CC "$src/foreign.c" -o "$KL_TMP/foreign" -lkeel -pthread &&
 $CC -O2 "$src/stress.c" -o "$KL_TMP/stress" -lkeel -pthread &&
 $CC "$src/threads.c" -o "$KL_TMP/threads" -lkeel -pthread &&
 cc -shared -fPIC -O1 "$src/ctor-lib.c" -o "$KL_TMP/libctor.so" || { t "build core tests" false; finish; exit; }
@@ -47,6 +48,8 @@ tc "contract, keel_* API" "$KL_TMP/contract-keel"
 tc "realloc: in place, huge growth to 256 MiB in O(log n) moves, every regime boundary" "$KL_TMP/realloc" 256
 tc "huge-block pool: freed mappings carved in place and moved without faults, contents, zeros, split mappings never moved, malloc_trim, 4 threads" "$KL_TMP/pool"
 tc "huge-block pool, secure build (no pool): contents, zeros, split mappings, 4 threads" env POOL_NONE=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/pool"
+tc "foreign caches: a thread reuses the blocks it freed of others, which stay freed blocks (double free, visit), go back at exit, malloc_trim and overflow, never a first-class heap's" "$KL_TMP/foreign"
+tc "foreign caches, secure build (none kept)" env NO_FOREIGN=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/foreign"
 if [ "$KEEL_VARIANT" = release ]; then ops=200000; threads=100000; else ops=40000; threads=20000; fi
 tc "stress: 4 threads, 1 B..1 MiB, remote frees, realloc" "$KL_TMP/stress" $ops
 tc "thread churn ($threads threads), fork under load, init and exit order" env LD_PRELOAD="$KL_TMP/libctor.so" "$KL_TMP/threads" $threads

@@ -1,0 +1,207 @@
+/* foreign.c — foreign caches (src/free.c): small blocks a thread frees from
+ * other threads' pages, kept for its own next mallocs.
+ *  1. a thread that frees another thread's blocks and then allocates that
+ *     size gets exactly those blocks back, with their contents writable,
+ *     while the owner's other blocks stay intact;
+ *  2. a kept block is still a freed block: freeing it again is reported as
+ *     a double free (death test), malloc_usable_size refuses it, and the
+ *     owner's keel_heap_visit and keel_heap_contains do not count it;
+ *  3. the blocks go back to their owner's pages when the keeping thread
+ *     exits, when it calls malloc_trim(0), and when its cache for the size
+ *     is full: the owner then allocates them again;
+ *  4. blocks of a first-class heap are never kept (keel_heap_destroy frees
+ *     its pages whole), so no other thread is handed one after the destroy.
+ * NO_FOREIGN=1 (the secure build, which keeps nothing) skips the address
+ * checks of 1 and 3 and asserts instead that no block was kept. */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include "keel.h"
+#include "../harness.h"
+
+#define N 64
+#define SIZE 48
+static bool no_foreign;
+
+static void fill(uint8_t *p, size_t n, unsigned seed) { for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(seed * 13 + i); }
+static bool same(const uint8_t *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++) if (p[i] != (uint8_t)(seed * 13 + i)) return false;
+  return true;
+}
+static bool in_set(void *const *set, size_t n, const void *p) {
+  for (size_t i = 0; i < n; i++) if (set[i] == p) return true;
+  return false;
+}
+
+/* ---- the keeping thread ------------------------------------------------
+ * It frees the owner's blocks, runs its job, then waits at a barrier until
+ * the owner has checked what it must check while the keeper still lives. */
+typedef enum { JOB_REUSE, JOB_EXIT, JOB_TRIM, JOB_OVERFLOW, JOB_USER, JOB_HOLD } job_t;
+typedef struct {
+  job_t job;
+  void **blocks;               /* the owner's blocks, to free */
+  size_t n;
+  void *got[N];                /* what this thread allocated afterwards */
+  size_t kept;                 /* how many of got[] were among blocks[] */
+  pthread_barrier_t freed, checked;
+  pthread_t th;
+} task_t;
+
+static void *keeper(void *arg) {
+  task_t *t = arg;
+  free(malloc(1000));          /* this thread has a heap: it may keep blocks */
+  for (size_t i = 0; i < t->n; i++) free(t->blocks[i]);
+  if (t->job == JOB_TRIM) malloc_trim(0);
+  if (t->job == JOB_REUSE || t->job == JOB_USER) {
+    for (int i = 0; i < N; i++) {
+      t->got[i] = malloc(SIZE);
+      if (in_set(t->blocks, t->n, t->got[i])) t->kept++;
+      fill(t->got[i], SIZE, 100 + (unsigned)i);
+    }
+  }
+  pthread_barrier_wait(&t->freed);
+  pthread_barrier_wait(&t->checked);
+  return NULL;
+}
+/* Start the keeper on t and wait until it has done its job. */
+static void keeper_start(task_t *t) {
+  pthread_barrier_init(&t->freed, NULL, 2);
+  pthread_barrier_init(&t->checked, NULL, 2);
+  CHECK(pthread_create(&t->th, NULL, keeper, t) == 0);
+  pthread_barrier_wait(&t->freed);
+}
+/* Let it exit. */
+static void keeper_end(task_t *t) {
+  pthread_barrier_wait(&t->checked);
+  CHECK(pthread_join(t->th, NULL) == 0);
+  pthread_barrier_destroy(&t->freed);
+  pthread_barrier_destroy(&t->checked);
+}
+
+/* After a job handed the keeper our blocks: allocate until the first n of
+ * them came back to this (the owning) thread, or give up. */
+static bool owner_gets_back(void **freed, size_t n) {
+  enum { TRIES = 20000 };
+  void **mine = malloc(TRIES * sizeof(void *));
+  size_t back = 0, k = 0;
+  for (; k < TRIES && back < n; k++) {
+    mine[k] = malloc(SIZE);
+    if (in_set(freed, n, mine[k])) back++;
+  }
+  for (size_t i = 0; i < k; i++) free(mine[i]);
+  free(mine);
+  return back == n;
+}
+
+static void test_reuse(void) {
+  void *blocks[N], *stay[N];
+  for (int i = 0; i < N; i++) {
+    blocks[i] = malloc(SIZE); fill(blocks[i], SIZE, (unsigned)i);
+    stay[i] = malloc(SIZE); fill(stay[i], SIZE, 50 + (unsigned)i);
+  }
+  task_t t = { .job = JOB_REUSE, .blocks = blocks, .n = N };
+  keeper_start(&t);
+  keeper_end(&t);
+  if (no_foreign) CHECKF(t.kept == 0, "the secure build kept %zu blocks", t.kept);
+  else CHECKF(t.kept == N, "the freeing thread got back %zu of the %d blocks it freed", t.kept, N);
+  bool ok = true;
+  for (int i = 0; i < N; i++) ok &= same(t.got[i], SIZE, 100 + (unsigned)i) && same(stay[i], SIZE, 50 + (unsigned)i);
+  CHECK(ok);
+  for (int i = 0; i < N; i++) { free(t.got[i]); free(stay[i]); }
+}
+
+/* The keeper exits, or trims, or overflows its cache: our blocks come back.
+ * Trim and overflow are checked while the keeper still lives. An
+ * overflowing cache gives back a full cache's worth at a time: the first
+ * N blocks it was handed are back while it may still hold later ones. */
+static void test_return(job_t job, size_t n) {
+  void **blocks = malloc(n * sizeof(void *));
+  for (size_t i = 0; i < n; i++) blocks[i] = malloc(SIZE);
+  task_t t = { .job = job, .blocks = blocks, .n = n };
+  keeper_start(&t);
+  if (job != JOB_EXIT) CHECKF(owner_gets_back(blocks, N), "job %d: the owner did not get its blocks back from a live thread", (int)job);
+  keeper_end(&t);
+  if (job == JOB_EXIT) CHECKF(owner_gets_back(blocks, n), "the owner did not get its %zu blocks back after the thread exited", n);
+  free(blocks);
+}
+
+/* Blocks of a first-class heap are never kept: after destroy, nobody is
+ * handed one. */
+static void test_user_heap(void) {
+  keel_heap_t *h = keel_heap_new();
+  void *blocks[N];
+  for (int i = 0; i < N; i++) blocks[i] = keel_heap_malloc(h, SIZE);
+  task_t t = { .job = JOB_USER, .blocks = blocks, .n = N };
+  keeper_start(&t);
+  keeper_end(&t);
+  CHECKF(t.kept == 0, "another thread was handed %zu blocks of a first-class heap", t.kept);
+  keel_heap_destroy(h);
+  bool ok = true;
+  for (int i = 0; i < N; i++) ok &= same(t.got[i], SIZE, 100 + (unsigned)i);
+  CHECK(ok);
+  for (int i = 0; i < N; i++) free(t.got[i]);
+}
+
+/* ---- a kept block is a freed block ------------------------------------ */
+static void *kept_block;
+static void *free_twice(void *p) { free(malloc(1000)); free(p); free(p); return NULL; }
+
+static bool count_visit(void *block, size_t size, void *arg) {
+  (void)size;
+  if (block == kept_block) ++*(int *)arg;
+  return true;
+}
+
+/* While another thread keeps one of our blocks, our heap does not list it. */
+static void test_still_freed(void) {
+  void *keep_alive = malloc(SIZE);   /* the page stays in our heap */
+  kept_block = malloc(SIZE);
+  task_t t = { .job = JOB_HOLD, .blocks = &kept_block, .n = 1 };
+  keeper_start(&t);
+  int seen = 0;
+  keel_heap_visit(keel_heap_default(), count_visit, &seen);
+  CHECKF(seen == 0, "keel_heap_visit counted a freed block %d times", seen);
+  CHECK(!keel_heap_contains(keel_heap_default(), kept_block));
+  keeper_end(&t);
+  free(keep_alive);
+}
+
+static void child_double_free(void) {
+  void *p = malloc(SIZE);
+  pthread_t th;
+  pthread_create(&th, NULL, free_twice, p);
+  pthread_join(th, NULL);
+}
+
+/* A thread keeps the block, then asks its size: refused, as any freed block. */
+static void *usable_of_kept(void *p) { free(malloc(1000)); free(p); malloc_usable_size(p); return NULL; }
+static void child_usable(void) {
+  void *p = malloc(SIZE);
+  pthread_t th;
+  pthread_create(&th, NULL, usable_of_kept, p);
+  pthread_join(th, NULL);
+}
+
+static void expect_abort(void (*fn)(void), const char *want, const char *what) {
+  char out[2048];
+  int st = kl_t_fork(fn, NULL, out, sizeof out);
+  CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT, "%s: the child was not aborted (status %d)", what, st);
+  CHECKF(strstr(out, want) != NULL, "%s: no \"%s\" in: %s", what, want, out);
+}
+
+int main(void) {
+  no_foreign = getenv("NO_FOREIGN") != NULL;
+  test_reuse();
+  test_still_freed();
+  expect_abort(child_double_free, "double free", "a kept block freed again");
+  expect_abort(child_usable, "already freed", "malloc_usable_size of a kept block");
+  test_return(JOB_EXIT, N);
+  test_return(JOB_TRIM, N);
+  test_return(JOB_OVERFLOW, 4000);   /* 4000 x 48 B: more than a cache holds */
+  test_user_heap();
+  return KL_DONE();
+}

@@ -47,10 +47,11 @@ void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t
 /* Carve the next few blocks into the free list, in address order. */
 static void page_extend(kl_page_t *page) {
   size_t bs = page->block_size;
-  /* Blocks of a page or more are carved one at a time: carving writes a
-   * link into each block, so a batch would touch (fault in) blocks that a
-   * program freeing and reallocating one block never needs; the freed
-   * one comes back through kl_page_collect before the next is carved. */
+  /* Blocks of 4 KiB (an OS page) or more are carved one at a time:
+   * carving writes a link into each block, so a batch would touch (fault
+   * in) blocks that a program freeing and reallocating one block never
+   * needs; the freed one comes back through kl_page_collect before the
+   * next is carved. */
   uint32_t n = bs >= KL_EXTEND_BYTES ? 1 : (uint32_t)(KL_EXTEND_BYTES / bs);
   if (n < 4 && bs < KL_EXTEND_BYTES) n = 4;
   if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;

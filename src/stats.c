@@ -10,9 +10,12 @@
  *  - process-wide atomics (kl_os_stats), touched only on slow paths:
  *    mapped and purged bytes, huge blocks, pages per class, threads;
  *  - bytes in use at peak: each heap publishes its net bytes in use every
- *    64 slow-path calls and at thread exit, and every read publishes the
- *    reader's; the peak is the highest published sum. It can miss a
- *    short spike between two samples, never invent one. */
+ *    64 slow-path calls, every 256 frees of other threads' blocks and at
+ *    thread exit, and every read publishes the reader's; frees by threads
+ *    without a heap go into the sum at once. The peak is the highest
+ *    published sum: it can miss a short spike between two samples, and
+ *    overstate one by the frees (at most 255 per thread) of blocks made
+ *    elsewhere that a thread has not published yet. */
 #include <stdio.h>
 #include <string.h>
 #include "internal/internal.h"
@@ -48,10 +51,20 @@ void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last) {
   do { last->all_next = head; } while (!kl_cas_weak(&all_heaps, &head, first, memory_order_release));
 }
 
+/* A thread that frees what others made may never take a malloc slow path,
+ * so it publishes its (negative) net bytes every 256 such frees too; frees
+ * by threads without a heap go straight into the published sum. Without
+ * either, the sum held the makers' allocations but not these frees, and
+ * the peak grew with the total ever allocated (producer/consumer). */
 void kl_stats_count_free_remote(unsigned c) {
   kl_heap_t *heap = kl_heap_get();
-  if (heap != &kl_heap_empty) heap->counters.frees[c]++;
-  else atomic_fetch_add_explicit(&kl_os_stats.orphan_frees[c], 1, memory_order_relaxed);
+  if (heap != &kl_heap_empty) {
+    heap->counters.frees[c]++;
+    if ((++heap->counters.remote_frees & 255) == 0) kl_stats_sample(heap);
+  } else {
+    atomic_fetch_add_explicit(&kl_os_stats.orphan_frees[c], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&kl_os_stats.in_use_sampled, (ptrdiff_t)kl_class_size[c], memory_order_relaxed);
+  }
 }
 
 /* Another thread's plain counter: a relaxed atomic load of a word it writes

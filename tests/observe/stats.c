@@ -118,7 +118,68 @@ static void *thread_allocs(void *arg) {
   return NULL;
 }
 
-int main(void) {
+/* ---- `stats handoff`: a fresh process, since the peak only grows.
+ * One thread makes blocks and another frees them, 200 batches of 1,000
+ * blocks of 1 KiB (200 MiB in all, at most three batches in flight). The
+ * peak of bytes in use must stay near what was in flight: it once summed
+ * the maker's allocations without the other thread's frees and grew with
+ * the total. Twice: a freeing thread with a heap of its own, and one that
+ * never allocates. */
+enum { BATCHES = 200, PER = 1000 };
+static pthread_mutex_t ho_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ho_cv = PTHREAD_COND_INITIALIZER;
+static void **ho_slot;           /* a batch waiting to be freed */
+static bool ho_done;
+
+static void *ho_consumer(void *arg) {
+  if (arg != NULL) free(malloc(64));   /* this thread gets a heap */
+  for (;;) {
+    pthread_mutex_lock(&ho_mu);
+    while (ho_slot == NULL && !ho_done) pthread_cond_wait(&ho_cv, &ho_mu);
+    void **batch = ho_slot;
+    ho_slot = NULL;
+    pthread_cond_broadcast(&ho_cv);
+    pthread_mutex_unlock(&ho_mu);
+    if (batch == NULL) return NULL;
+    for (int i = 0; i < PER; i++) free(batch[i]);
+  }
+}
+
+static void handoff(bool consumer_has_heap) {
+  /* Three buffers: while we fill one, one waits in the slot and the
+   * consumer may still be freeing the third. */
+  static void *batches[3][PER];
+  pthread_t th;
+  ho_done = false;
+  CHECK(pthread_create(&th, NULL, ho_consumer, consumer_has_heap ? (void *)1 : NULL) == 0);
+  for (int b = 0; b < BATCHES; b++) {
+    void **batch = batches[b % 3];
+    for (int i = 0; i < PER; i++) { batch[i] = malloc(1000); memset(batch[i], b, 1000); }
+    pthread_mutex_lock(&ho_mu);
+    while (ho_slot != NULL) pthread_cond_wait(&ho_cv, &ho_mu);
+    ho_slot = batch;
+    pthread_cond_broadcast(&ho_cv);
+    pthread_mutex_unlock(&ho_mu);
+  }
+  pthread_mutex_lock(&ho_mu);
+  while (ho_slot != NULL) pthread_cond_wait(&ho_cv, &ho_mu);
+  ho_done = true;
+  pthread_cond_broadcast(&ho_cv);
+  pthread_mutex_unlock(&ho_mu);
+  CHECK(pthread_join(th, NULL) == 0);
+  keel_stats_t s;
+  keel_stats_get(&s);
+  /* Three batches of 1 KiB blocks in flight at most, plus slack. */
+  CHECKF(s.in_use_bytes_peak < 3 * PER * 1024 + 4 * MiB,
+         "consumer %s a heap: peak in use %.1f MiB after %d MiB made and freed",
+         consumer_has_heap ? "with" : "without", s.in_use_bytes_peak / MiB, BATCHES);
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "handoff") == 0) {
+    handoff(strcmp(argv[2], "heap") == 0);
+    return KL_DONE();
+  }
   per_member_counts();
   sized_get();
   keel_stats_get(&s0);

@@ -14,6 +14,24 @@ const uint32_t kl_class_size[KL_CLASS_COUNT] = {
 };
 _Static_assert(KL_CLASS_COUNT == 8 + 10 * 4, "class table size");
 
+/* kl_size_class(16 * i) for the direct sizes (i = (size + 15) >> 4; 0 is
+ * malloc(0), served by class 0): one load where the fast path's miss needs
+ * a class (kl_malloc_foreign). The checked build compares it with
+ * kl_size_class at start-up. */
+const uint8_t kl_direct_class[KL_DIRECT_COUNT] = {
+  0, 0, 1, 2, 3, 4, 5, 6, 7,                  /* 0..128: step 16 */
+  8, 8, 9, 9, 10, 10, 11, 11,                 /* 144..256: 160 192 224 256 */
+  12, 12, 12, 12, 13, 13, 13, 13, 14, 14, 14, 14, 15, 15, 15, 15,   /* ..512 */
+  16, 16, 16, 16, 16, 16, 16, 16, 17, 17, 17, 17, 17, 17, 17, 17,   /* ..768 */
+  18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19    /* ..1024 */
+};
+
+bool kl_direct_class_ok(void) {
+  for (unsigned i = 0; i < KL_DIRECT_COUNT; i++)
+    if (kl_direct_class[i] != kl_size_class(i ? 16 * (size_t)i : 1)) return false;
+  return true;
+}
+
 /* The smallest class that holds `size` bytes and whose block size is a
  * multiple of `align` (a power of two <= KL_ALIGNED_CLASS_MAX): blocks of such
  * a class start on `align` boundaries because every page area starts on a

@@ -59,15 +59,20 @@ static void remote_push(kl_page_t *page, kl_block_t *first, kl_block_t *last, ui
  * blocks from one page with one CAS (a consumer thread that only frees
  * gets batching from this); so do all lists at thread exit and in
  * malloc_trim. */
-static uint32_t foreign_cap(unsigned c) {
-  uint32_t n = (uint32_t)(KL_FOREIGN_BYTES / kl_class_size[c]);
-  return n < 8 ? 8 : n;
-}
+/* Blocks a class's cache holds: KL_FOREIGN_BYTES of them, at least 8.
+ * A table, not a division per free. */
+#define CAP(size) (KL_FOREIGN_BYTES / (size) < 8 ? 8 : KL_FOREIGN_BYTES / (size))
+static const uint16_t foreign_caps[KL_FOREIGN_CLASSES] = {
+  CAP(16), CAP(32), CAP(48), CAP(64), CAP(80), CAP(96), CAP(112), CAP(128),
+  CAP(160), CAP(192), CAP(224), CAP(256), CAP(320), CAP(384), CAP(448), CAP(512),
+  CAP(640), CAP(768), CAP(896), CAP(1024)
+};
+#define foreign_cap(c) foreign_caps[c]
 
 void kl_foreign_flush(kl_heap_t *heap, unsigned c) {
   kl_block_t *b = heap->foreign[c].head;
   heap->foreign[c].head = NULL;
-  heap->foreign[c].count = 0;
+  heap->foreign[c].room = foreign_cap(c);
   while (b != NULL) {
     /* A run of blocks of one page: relink it with the page's link
      * encoding, then one push. */
@@ -89,30 +94,51 @@ void kl_foreign_flush_all(kl_heap_t *heap) {
     if (heap->foreign[c].head != NULL) kl_foreign_flush(heap, c);
 }
 
-/* Keep b for this thread unless it has no heap yet (it never allocated:
- * nothing to reuse it for), the block is too big, or its page belongs to
- * a first-class heap. */
-static bool foreign_keep(kl_page_t *page, kl_block_t *b) {
-  kl_heap_t *heap = kl_heap_get();
-  unsigned c = page->class_idx;
-  if (heap == &kl_heap_empty || c >= KL_FOREIGN_CLASSES || page->no_foreign) return false;
-  if (heap->foreign[c].count >= foreign_cap(c)) kl_foreign_flush(heap, c);
-  b->next = heap->foreign[c].head;
-  heap->foreign[c].head = b;
-  heap->foreign[c].count++;
-  return true;
-}
 #endif
 
-/* Not the owner: keep the block in this thread's foreign cache, or push it
- * onto the page's remote list; counted as this thread's free either way. */
-kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
-  if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_release(seg); return; }
-  kl_stats_count_free_remote(page->class_idx);
+/* The rest of kl_free_slow, out of line so that its common case saves no
+ * registers: count the free (or sample, or count it process-wide for a
+ * thread without a heap), then keep the block (flushing a full cache
+ * first) or push it to its page. */
+static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_block_t *b) {
+  unsigned c = page->class_idx;
+  if (heap == &kl_heap_empty) { kl_stats_count_orphan_free(c); remote_push(page, b, b, 1); return; }
+  kl_stats_count_free_remote(heap, c);
 #if KL_FOREIGN
-  if (foreign_keep(page, b)) return;
+  if (c < KL_FOREIGN_CLASSES && !page->no_foreign) {
+    if (heap->foreign[c].room == 0) kl_foreign_flush(heap, c);
+    b->next = heap->foreign[c].head;
+    heap->foreign[c].head = b;
+    heap->foreign[c].room--;
+    return;
+  }
 #endif
   remote_push(page, b, b, 1);
+}
+
+/* Not the owner: keep the block in this thread's foreign cache, or push it
+ * onto the page's remote list; counted as this thread's free either way.
+ * Kept unless this thread has no heap yet (it never allocated: nothing to
+ * reuse it for), the block is too big, or its page belongs to a
+ * first-class heap. A thread can live on the cache alone (a worker reusing
+ * blocks the main thread made), so its common case is inline here: room in
+ * the cache and no statistics sample due. */
+kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
+  if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_release(seg); return; }
+  kl_heap_t *heap = kl_heap_get();
+#if KL_FOREIGN
+  unsigned c = page->class_idx;
+  if (kl_likely(heap != &kl_heap_empty && c < KL_FOREIGN_CLASSES && !page->no_foreign &&
+                heap->foreign[c].room != 0 && (heap->counters.remote_frees & 255) != 255)) {
+    heap->counters.frees[c]++;            /* kl_stats_count_free_remote, no sample due */
+    heap->counters.remote_frees++;
+    b->next = heap->foreign[c].head;
+    heap->foreign[c].head = b;
+    heap->foreign[c].room--;
+    return;
+  }
+#endif
+  free_remote_other(heap, page, b);
 }
 
 static kl_noinline void free_bad(const void *p, const char *what) {

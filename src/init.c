@@ -25,6 +25,9 @@ bool kl_process_init(void) {
     kl_os = info;
     kl_free_key_base = (uintptr_t)kl_prim_random();
     kl_options_init();
+#if KL_CHECKED
+    kl_assert(kl_direct_class_ok());
+#endif
     kl_prim_thread_key_init(kl_heap_thread_done);
     kl_store_release(&init_state, 2);
     /* After the state is 2: should registering allocate, that malloc

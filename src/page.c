@@ -186,7 +186,7 @@ static kl_block_t *foreign_pop(kl_heap_t *heap, unsigned c) {
   kl_block_t *b = heap->foreign[c].head;
   if (b == NULL) return NULL;
   heap->foreign[c].head = b->next;
-  heap->foreign[c].count--;
+  heap->foreign[c].room++;
   b->freed = 0;
   heap->counters.allocs[c]++;
   return b;
@@ -197,7 +197,7 @@ static kl_block_t *foreign_pop(kl_heap_t *heap, unsigned c) {
  * core's cache, since this thread freed it; the owner's page sees no
  * atomic from us. A server thread that frees what others made lives here. */
 void *kl_malloc_foreign(kl_heap_t *heap, size_t size) {
-  kl_block_t *b = foreign_pop(heap, kl_size_class(size));
+  kl_block_t *b = foreign_pop(heap, kl_direct_class[(size + 15) >> 4]);
   return b != NULL ? b : kl_malloc_generic(heap, size, 0, false);
 }
 #endif

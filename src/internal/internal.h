@@ -45,6 +45,8 @@ kl_inline unsigned kl_size_class(size_t size) {
   return 8 + (b - 7) * 4 + (unsigned)((s >> (b - 2)) & 3);
 }
 kl_hidden unsigned kl_aligned_class(size_t size, size_t align); /* KL_CLASS_COUNT if none */
+extern const uint8_t kl_direct_class[KL_DIRECT_COUNT] kl_hidden;  /* kl_size_class(16 * i) */
+kl_hidden bool kl_direct_class_ok(void);
 
 /* ---- segmap.c: one byte per 4 MiB unit: 0 none, 1 segment start, 2 start one unit back */
 #define KL_MAP_UNITS ((uintptr_t)1 << (KL_ADDR_BITS - KL_SEGMENT_SHIFT))
@@ -218,7 +220,13 @@ kl_hidden void kl_stats_mapped(ptrdiff_t delta);
 kl_hidden void kl_stats_purged(ptrdiff_t delta);
 kl_hidden void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last);
 kl_hidden void kl_stats_sample(kl_heap_t *heap);
-kl_hidden void kl_stats_count_free_remote(unsigned class_idx);
+kl_hidden void kl_stats_count_orphan_free(unsigned class_idx);   /* by a thread without a heap */
+/* A free of another thread's block, by this thread's heap (stats.c says
+ * why it samples). Inline: free.c's remote path is a fast path too. */
+kl_inline void kl_stats_count_free_remote(kl_heap_t *heap, unsigned c) {
+  heap->counters.frees[c]++;
+  if (kl_unlikely((++heap->counters.remote_frees & 255) == 0)) kl_stats_sample(heap);
+}
 /* One more in a kl_counters_t field of the calling thread's heap (plain
  * increment, owner only); skipped while the thread has none (its first call
  * failed). For the entries other than malloc and free, never their fast paths. */

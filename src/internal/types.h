@@ -206,8 +206,11 @@ struct kl_heap_s {
   kl_segment_t   *huge;
   /* Foreign caches, by class: blocks of other threads' pages that this
    * thread freed, linked through `next` (plain pointers: the list spans
-   * pages). Still counted in their pages' `used`, so their pages stay. */
-  struct { kl_block_t *head; uint32_t count; } foreign[KL_FOREIGN_CLASSES];
+   * pages). Still counted in their pages' `used`, so their pages stay.
+   * `room`: how many more it takes before it goes back to the owners (0
+   * in a new heap: the first free finds the cache full, and the flush
+   * of an empty list sets the room). */
+  struct { kl_block_t *head; uint32_t room; } foreign[KL_FOREIGN_CLASSES];
   /* Kept across recycling (kl_heap_init_thread clears only what is above,
    * and has_delayed with an atomic store). */
   kl_heap_t      *all_next;        /* every heap struct ever made (stats.c) */

@@ -97,16 +97,17 @@ void kl_foreign_flush_all(kl_heap_t *heap) {
 #endif
 
 /* The rest of kl_free_slow, out of line so that its common case saves no
- * registers: count the free (or sample, or count it process-wide for a
- * thread without a heap), then keep the block (flushing a full cache
- * first) or push it to its page. */
+ * registers: count the free (process-wide for a thread without a heap),
+ * then push the block to its page, or keep it after sending a full cache
+ * back; a flush is also when a thread that lives on its cache publishes
+ * its bytes in use (stats.c). */
 static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_block_t *b) {
   unsigned c = page->class_idx;
   if (heap == &kl_heap_empty) { kl_stats_count_orphan_free(c); remote_push(page, b, b, 1); return; }
   kl_stats_count_free_remote(heap, c);
 #if KL_FOREIGN
-  if (c < KL_FOREIGN_CLASSES && !page->no_foreign) {
-    if (heap->foreign[c].room == 0) kl_foreign_flush(heap, c);
+  if (page->foreign_ok) {
+    if (heap->foreign[c].room == 0) { kl_foreign_flush(heap, c); kl_stats_sample(heap); }
     b->next = heap->foreign[c].head;
     heap->foreign[c].head = b;
     heap->foreign[c].room--;
@@ -119,19 +120,19 @@ static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_b
 /* Not the owner: keep the block in this thread's foreign cache, or push it
  * onto the page's remote list; counted as this thread's free either way.
  * Kept unless this thread has no heap yet (it never allocated: nothing to
- * reuse it for), the block is too big, or its page belongs to a
- * first-class heap. A thread can live on the cache alone (a worker reusing
- * blocks the main thread made), so its common case is inline here: room in
- * the cache and no statistics sample due. */
+ * reuse it for) or the page says no (foreign_ok: the block is too big, or
+ * its page belongs to a first-class heap). A thread can live on the cache
+ * alone (a worker reusing blocks the main thread made), so its common case
+ * is inline here: room in the cache. It publishes no statistics sample:
+ * what it keeps it reuses (allocs follow frees) or sends back in a flush,
+ * which samples. */
 kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
   if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_release(seg); return; }
   kl_heap_t *heap = kl_heap_get();
 #if KL_FOREIGN
   unsigned c = page->class_idx;
-  if (kl_likely(heap != &kl_heap_empty && c < KL_FOREIGN_CLASSES && !page->no_foreign &&
-                heap->foreign[c].room != 0 && (heap->counters.remote_frees & 255) != 255)) {
-    heap->counters.frees[c]++;            /* kl_stats_count_free_remote, no sample due */
-    heap->counters.remote_frees++;
+  if (kl_likely(page->foreign_ok && heap != &kl_heap_empty && heap->foreign[c].room != 0)) {
+    heap->counters.frees[c]++;
     b->next = heap->foreign[c].head;
     heap->foreign[c].head = b;
     heap->foreign[c].room--;

@@ -149,7 +149,7 @@ static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
   atomic_store_explicit(&page->heap, heap, memory_order_relaxed);
   /* keel_heap_destroy frees a first-class heap's pages whole: a block of
    * one must not wait in another thread's foreign cache. */
-  page->no_foreign = heap->is_user;
+  page->foreign_ok = KL_FOREIGN && !heap->is_user && c < KL_FOREIGN_CLASSES;
   atomic_fetch_add_explicit(&kl_os_stats.pages[c], 1, memory_order_relaxed);
   page_extend(page);
   kl_heap_queue_push_front(heap, page);

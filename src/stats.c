@@ -10,12 +10,14 @@
  *  - process-wide atomics (kl_os_stats), touched only on slow paths:
  *    mapped and purged bytes, huge blocks, pages per class, threads;
  *  - bytes in use at peak: each heap publishes its net bytes in use every
- *    64 slow-path calls, every 256 frees of other threads' blocks and at
- *    thread exit, and every read publishes the reader's; a thread without
- *    a heap takes its frees out of the sum every 256 of them. The peak is
- *    the highest published sum: it can miss a short spike between two
- *    samples, and overstate one by the frees (at most 255 per thread) of
- *    blocks made elsewhere that a thread has not published yet. */
+ *    64 slow-path calls, every 256 frees of other threads' blocks that it
+ *    does not keep, whenever its foreign cache sends blocks back (free.c)
+ *    and at thread exit, and every read publishes the reader's; a thread
+ *    without a heap takes its frees out of the sum every 256 of them. The
+ *    peak is the highest published sum: it can miss a short spike between
+ *    two samples, and overstate one by the frees of blocks made elsewhere
+ *    that a thread has not published yet (at most 255, plus what its
+ *    foreign caches hold). */
 #include <stdio.h>
 #include <string.h>
 #include "internal/internal.h"
@@ -52,13 +54,12 @@ void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last) {
 }
 
 /* A thread that frees what others made may never take a malloc slow path,
- * so it publishes its (negative) net bytes every 256 such frees too; frees
- * by threads without a heap go straight into the published sum. Without
- * either, the sum held the makers' allocations but not these frees, and
- * the peak grew with the total ever allocated (producer/consumer). */
-/* Bytes a thread without a heap freed and has not yet taken out of the
- * published sum: one shared atomic per 256 frees rather than per free
- * (per free, it slowed xmalloc's consumer enough to double its queue). */
+ * so it publishes its (negative) net bytes on such frees too (see the top
+ * of this file); without that, the sum held the makers' allocations but
+ * not these frees, and the peak grew with the total ever allocated
+ * (producer/consumer). A thread without a heap keeps here the bytes it
+ * freed and has not yet taken out of the published sum: one shared atomic
+ * per 256 frees rather than one per free. */
 static __thread struct { size_t bytes; unsigned n; } orphan_pending __attribute__((tls_model("initial-exec")));
 
 void kl_stats_count_orphan_free(unsigned c) {

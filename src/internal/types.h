@@ -100,7 +100,8 @@ struct __attribute__((aligned(64))) kl_page_s {
   uint8_t     in_use;           /* handed out by its segment */
   uint8_t     class_idx;
   uint8_t     index;            /* position in the segment */
-  uint8_t     no_foreign;       /* a first-class heap's page: never in a foreign cache */
+  uint8_t     foreign_ok;       /* its blocks may wait in other threads' foreign caches
+                                 * (free.c): small, and not a first-class heap's */
   /* ---- line 2: the owner's (remote threads touch only xthread_free). */
   __attribute__((aligned(64)))
   kl_block_t *free;             /* allocation pops here (owner only) */

@@ -7,10 +7,10 @@
  * of it, or by taking a fresh page from a segment — and pops one block.
  *
  * Costs: collecting walks the remote-free list once (each block is counted
- * once); carving touches at most KL_EXTEND_BYTES, at least 4 blocks below 4 KiB
- * and one block from 4 KiB up;
- * a page with nothing left moves to the heap's full list, so no page is
- * scanned twice without a free in between. */
+ * once); carving touches KL_EXTEND_BYTES at a time (but at least 4 blocks
+ * below 4 KiB, and one block from 4 KiB up); a page with nothing left
+ * moves to the heap's full list, so no page is scanned twice without a
+ * free in between. */
 #include <errno.h>
 #include <string.h>
 #include "internal/internal.h"

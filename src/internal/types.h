@@ -185,7 +185,7 @@ typedef struct kl_counters_s {
   size_t realloc_allocs, realloc_frees;  /* blocks realloc took and gave back */
   size_t pages_purged, segments_reclaimed, segments_abandoned;
   size_t slow_calls;               /* kl_malloc_generic entries */
-  size_t remote_frees;             /* frees of other threads' blocks (stats.c samples) */
+  size_t remote_frees;             /* frees of other threads' blocks not kept (stats.c samples) */
   ptrdiff_t in_use_published;      /* this heap's share of kl_os_stats.in_use_sampled */
 } kl_counters_t;
 

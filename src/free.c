@@ -59,20 +59,13 @@ static void remote_push(kl_page_t *page, kl_block_t *first, kl_block_t *last, ui
  * blocks from one page with one CAS (a consumer thread that only frees
  * gets batching from this); so do all lists at thread exit and in
  * malloc_trim. */
-/* Blocks a class's cache holds: KL_FOREIGN_BYTES of them, at least 8.
- * A table, not a division per free. */
-#define CAP(size) (KL_FOREIGN_BYTES / (size) < 8 ? 8 : KL_FOREIGN_BYTES / (size))
-static const uint16_t foreign_caps[KL_FOREIGN_CLASSES] = {
-  CAP(16), CAP(32), CAP(48), CAP(64), CAP(80), CAP(96), CAP(112), CAP(128),
-  CAP(160), CAP(192), CAP(224), CAP(256), CAP(320), CAP(384), CAP(448), CAP(512),
-  CAP(640), CAP(768), CAP(896), CAP(1024)
-};
-#define foreign_cap(c) foreign_caps[c]
-
 void kl_foreign_flush(kl_heap_t *heap, unsigned c) {
   kl_block_t *b = heap->foreign[c].head;
   heap->foreign[c].head = NULL;
-  heap->foreign[c].room = foreign_cap(c);
+  /* Room for KL_FOREIGN_BYTES of the class, at least 8 blocks. Computed
+   * here, once per flush: frees only count the room down. */
+  uint32_t cap = (uint32_t)(KL_FOREIGN_BYTES / kl_class_size[c]);
+  heap->foreign[c].room = cap < 8 ? 8 : cap;
   while (b != NULL) {
     /* A run of blocks of one page: relink it with the page's link
      * encoding, then one push. */
@@ -94,6 +87,13 @@ void kl_foreign_flush_all(kl_heap_t *heap) {
     if (heap->foreign[c].head != NULL) kl_foreign_flush(heap, c);
 }
 
+/* Keep b in the class's cache; the caller made sure there is room. */
+kl_inline void foreign_push(kl_heap_t *heap, unsigned c, kl_block_t *b) {
+  b->next = heap->foreign[c].head;
+  heap->foreign[c].head = b;
+  heap->foreign[c].room--;
+}
+
 #endif
 
 /* The rest of kl_free_slow, out of line so that its common case saves no
@@ -108,9 +108,7 @@ static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_b
 #if KL_FOREIGN
   if (page->foreign_ok) {
     if (heap->foreign[c].room == 0) { kl_foreign_flush(heap, c); kl_stats_sample(heap); }
-    b->next = heap->foreign[c].head;
-    heap->foreign[c].head = b;
-    heap->foreign[c].room--;
+    foreign_push(heap, c, b);
     return;
   }
 #endif
@@ -133,9 +131,7 @@ kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b)
   unsigned c = page->class_idx;
   if (kl_likely(page->foreign_ok && heap != &kl_heap_empty && heap->foreign[c].room != 0)) {
     heap->counters.frees[c]++;
-    b->next = heap->foreign[c].head;
-    heap->foreign[c].head = b;
-    heap->foreign[c].room--;
+    foreign_push(heap, c, b);
     return;
   }
 #endif

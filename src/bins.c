@@ -17,7 +17,9 @@ _Static_assert(KL_CLASS_COUNT == 8 + 10 * 4, "class table size");
 /* kl_size_class(16 * i) for the direct sizes (i = (size + 15) >> 4; 0 is
  * malloc(0), served by class 0): one load where the fast path's miss needs
  * a class (kl_malloc_foreign). The checked build compares it with
- * kl_size_class at start-up. */
+ * kl_size_class at start-up. A constant on purpose: a thread's first
+ * malloc reads it before the process is initialized, and a table filled
+ * by kl_process_init races with that read (ThreadSanitizer reports it). */
 const uint8_t kl_direct_class[KL_DIRECT_COUNT] = {
   0, 0, 1, 2, 3, 4, 5, 6, 7,                  /* 0..128: step 16 */
   8, 8, 9, 9, 10, 10, 11, 11,                 /* 144..256: 160 192 224 256 */

@@ -97,13 +97,26 @@ kl_inline void foreign_push(kl_heap_t *heap, unsigned c, kl_block_t *b) {
 #endif
 
 /* The rest of kl_free_slow, out of line so that its common case saves no
- * registers: count the free (process-wide for a thread without a heap),
- * then push the block to its page, or keep it after sending a full cache
- * back; a flush is also when a thread that lives on its cache publishes
- * its bytes in use (stats.c). */
+ * registers. A thread's first free before any malloc of its own (a
+ * consumer that only frees what others made) sets up its heap here, as
+ * malloc would: with it come the foreign caches, so its frees go back to
+ * the owners a run of blocks per CAS instead of one CAS each, and a thread
+ * exit hook that flushes them. xmalloc/1t (bench/): user+sys 0.43 -> 0.30 s,
+ * peak RSS 6.4 -> 3.8 MB, since the consumer now keeps pace with the
+ * producer. Not after the thread's exit hook ran (kl_heap_exited): the C
+ * library's own frees at thread exit would leave a heap nobody tears down.
+ * Then, or when the heap cannot be had (out of memory), the free is
+ * counted process-wide and pushed alone. Then: count the free, and push
+ * the block to its page, or keep it after sending a full cache back; a
+ * flush is also when a thread that lives on its cache publishes its bytes
+ * in use (stats.c). */
 static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_block_t *b) {
   unsigned c = page->class_idx;
-  if (heap == &kl_heap_empty) { kl_stats_count_orphan_free(c); remote_push(page, b, b, 1); return; }
+  if (heap == &kl_heap_empty && (kl_heap_exited || (heap = kl_heap_init_thread()) == NULL)) {
+    kl_stats_count_orphan_free(c);
+    remote_push(page, b, b, 1);
+    return;
+  }
   kl_stats_count_free_remote(heap, c);
 #if KL_FOREIGN
   if (page->foreign_ok) {
@@ -117,9 +130,9 @@ static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_b
 
 /* Not the owner: keep the block in this thread's foreign cache, or push it
  * onto the page's remote list; counted as this thread's free either way.
- * Kept unless this thread has no heap yet (it never allocated: nothing to
- * reuse it for) or the page says no (foreign_ok: the block is too big, or
- * its page belongs to a first-class heap). A thread can live on the cache
+ * Kept unless the page says no (foreign_ok: the block is too big, or its
+ * page belongs to a first-class heap); a thread without a heap yet gets
+ * one first (free_remote_other). A thread can live on the cache
  * alone (a worker reusing blocks the main thread made), so its common case
  * is inline here: room in the cache. It publishes no statistics sample:
  * what it keeps it reuses (allocs follow frees) or sends back in a flush,

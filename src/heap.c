@@ -19,6 +19,7 @@ kl_heap_t kl_heap_empty = {
   .pages_direct = { [0 ... KL_DIRECT_COUNT - 1] = (kl_page_t *)&kl_page_empty },
 };
 __thread kl_heap_t *kl_heap_tls __attribute__((tls_model("initial-exec"))) = &kl_heap_empty;
+__thread bool kl_heap_exited __attribute__((tls_model("initial-exec")));
 
 /* ---- queues ------------------------------------------------------------ */
 
@@ -224,6 +225,7 @@ void kl_heap_thread_done(void *arg) {
    * other threads' pages go back to them (free.c). */
   kl_foreign_flush_all(heap);
   if (kl_heap_tls == heap) kl_heap_tls = &kl_heap_empty;
+  kl_heap_exited = true;
   /* The thread's first-class heaps die with it: their blocks live on in
    * abandoned segments; the handles fail from now on (thread_id 0). The
    * structs are not recycled, since the program may still hold them. */

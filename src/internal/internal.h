@@ -25,6 +25,10 @@ extern __thread kl_heap_t *kl_heap_tls __attribute__((tls_model("initial-exec"))
 extern kl_heap_t kl_heap_empty kl_hidden;
 extern const kl_page_t kl_page_empty kl_hidden;
 kl_inline kl_heap_t *kl_heap_get(void) { return kl_heap_tls; }
+/* Set once the thread's exit hook has run: a free after it (the C library
+ * frees its per-thread buffers after the key destructors) must not set up
+ * a heap that nothing would tear down again (free.c). */
+extern __thread bool kl_heap_exited __attribute__((tls_model("initial-exec"))) kl_hidden;
 kl_hidden kl_heap_t *kl_heap_init_thread(void);       /* NULL if out of memory */
 kl_hidden void kl_heap_thread_done(void *heap);
 kl_hidden void kl_heap_collect_delayed(kl_heap_t *heap);

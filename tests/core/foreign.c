@@ -10,7 +10,11 @@
  *     exits, when it calls malloc_trim(0), and when its cache for the size
  *     is full: the owner then allocates them again;
  *  4. blocks of a first-class heap are never kept (keel_heap_destroy frees
- *     its pages whole), so no other thread is handed one after the destroy.
+ *     its pages whole), so no other thread is handed one after the destroy;
+ *  5. a thread whose first call is a free (a consumer that never allocates)
+ *     gets a heap and a cache from it: a double free there is still caught,
+ *     and its blocks come back at exit and on overflow; so do blocks freed
+ *     by a key destructor that runs after keel's own exit hook.
  * NO_FOREIGN=1 (the secure build, which keeps nothing) skips the address
  * checks of 1 and 3 and asserts instead that no block was kept. */
 #define _GNU_SOURCE
@@ -43,6 +47,7 @@ static bool in_set(void *const *set, size_t n, const void *p) {
 typedef enum { JOB_REUSE, JOB_EXIT, JOB_TRIM, JOB_OVERFLOW, JOB_USER, JOB_HOLD } job_t;
 typedef struct {
   job_t job;
+  bool free_only;              /* no malloc before the frees */
   void **blocks;               /* the owner's blocks, to free */
   size_t n;
   void *got[N];                /* what this thread allocated afterwards */
@@ -53,7 +58,7 @@ typedef struct {
 
 static void *keeper(void *arg) {
   task_t *t = arg;
-  free(malloc(1000));          /* this thread has a heap: it may keep blocks */
+  if (!t->free_only) free(malloc(1000));   /* a heap before the frees */
   for (size_t i = 0; i < t->n; i++) free(t->blocks[i]);
   if (t->job == JOB_TRIM) malloc_trim(0);
   if (t->job == JOB_REUSE || t->job == JOB_USER) {
@@ -118,15 +123,40 @@ static void test_reuse(void) {
  * Trim and overflow are checked while the keeper still lives. An
  * overflowing cache gives back a full cache's worth at a time: the first
  * N blocks it was handed are back while it may still hold later ones. */
-static void test_return(job_t job, size_t n) {
+static void test_return(job_t job, size_t n, bool free_only) {
   void **blocks = malloc(n * sizeof(void *));
   for (size_t i = 0; i < n; i++) blocks[i] = malloc(SIZE);
-  task_t t = { .job = job, .blocks = blocks, .n = n };
+  task_t t = { .job = job, .free_only = free_only, .blocks = blocks, .n = n };
   keeper_start(&t);
   if (job != JOB_EXIT) CHECKF(owner_gets_back(blocks, N), "job %d: the owner did not get its blocks back from a live thread", (int)job);
   keeper_end(&t);
   if (job == JOB_EXIT) CHECKF(owner_gets_back(blocks, n), "the owner did not get its %zu blocks back after the thread exited", n);
   free(blocks);
+}
+
+/* A key destructor that runs after keel's exit hook (its key is newer)
+ * frees our blocks: they must not be stranded in a cache that no hook
+ * would flush again. */
+static pthread_key_t late_key;
+static void late_free(void *arg) {
+  task_t *t = arg;
+  for (size_t i = 0; i < t->n; i++) free(t->blocks[i]);
+}
+static void *late_freer(void *arg) {
+  free(malloc(1000));          /* keel's hook is registered first */
+  pthread_setspecific(late_key, arg);
+  return NULL;
+}
+static void test_late_destructor(void) {
+  void *blocks[N];
+  for (int i = 0; i < N; i++) blocks[i] = malloc(SIZE);
+  task_t t = { .blocks = blocks, .n = N };
+  pthread_t th;
+  CHECK(pthread_key_create(&late_key, late_free) == 0);
+  CHECK(pthread_create(&th, NULL, late_freer, &t) == 0);
+  CHECK(pthread_join(th, NULL) == 0);
+  CHECKF(owner_gets_back(blocks, N), "blocks freed in a late key destructor did not come back");
+  pthread_key_delete(late_key);
 }
 
 /* Blocks of a first-class heap are never kept: after destroy, nobody is
@@ -149,6 +179,7 @@ static void test_user_heap(void) {
 /* ---- a kept block is a freed block ------------------------------------ */
 static void *kept_block;
 static void *free_twice(void *p) { free(malloc(1000)); free(p); free(p); return NULL; }
+static void *free_twice_only(void *p) { free(p); free(p); return NULL; }   /* no malloc first */
 
 static bool count_visit(void *block, size_t size, void *arg) {
   (void)size;
@@ -176,6 +207,12 @@ static void child_double_free(void) {
   pthread_create(&th, NULL, free_twice, p);
   pthread_join(th, NULL);
 }
+static void child_double_free_only(void) {
+  void *p = malloc(SIZE);
+  pthread_t th;
+  pthread_create(&th, NULL, free_twice_only, p);
+  pthread_join(th, NULL);
+}
 
 /* A thread keeps the block, then asks its size: refused, as any freed block. */
 static void *usable_of_kept(void *p) { free(malloc(1000)); free(p); malloc_usable_size(p); return NULL; }
@@ -199,9 +236,13 @@ int main(void) {
   test_still_freed();
   expect_abort(child_double_free, "double free", "a kept block freed again");
   expect_abort(child_usable, "already freed", "malloc_usable_size of a kept block");
-  test_return(JOB_EXIT, N);
-  test_return(JOB_TRIM, N);
-  test_return(JOB_OVERFLOW, 4000);   /* 4000 x 48 B: more than a cache holds */
+  expect_abort(child_double_free_only, "double free", "a block freed twice by a thread that never allocated");
+  test_return(JOB_EXIT, N, false);
+  test_return(JOB_TRIM, N, false);
+  test_return(JOB_OVERFLOW, 4000, false);   /* 4000 x 48 B: more than a cache holds */
+  test_return(JOB_EXIT, N, true);
+  test_return(JOB_OVERFLOW, 4000, true);
+  test_late_destructor();
   test_user_heap();
   return KL_DONE();
 }

@@ -123,8 +123,8 @@ static void *thread_allocs(void *arg) {
  * blocks of 1 KiB (200 MiB in all, at most three batches in flight). The
  * peak of bytes in use must stay near what was in flight: it once summed
  * the maker's allocations without the other thread's frees and grew with
- * the total. Twice: a freeing thread with a heap of its own, and one that
- * never allocates. */
+ * the total. Twice: a freeing thread that allocated first, and one that
+ * never allocates (its first free sets up its heap, free.c). */
 enum { BATCHES = 200, PER = 1000 };
 static pthread_mutex_t ho_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t ho_cv = PTHREAD_COND_INITIALIZER;

@@ -9,7 +9,7 @@ cc -O1 -g -fno-builtin -Wno-deprecated-declarations -I"$KEEL_ROOT/include" -o "$
    -L"$b" -lkeel -Wl,-rpath,"$b" -pthread || { t "build stats test" false; finish; exit; }
 tc "statistics and introspection" env STATS_XML="$KL_TMP/info.xml" "$KL_TMP/stats"
 tc "peak in use with blocks made by one thread and freed by another (with a heap)" "$KL_TMP/stats" handoff heap
-tc "peak in use with blocks made by one thread and freed by another (without a heap)" "$KL_TMP/stats" handoff none
+tc "peak in use with blocks made by one thread and freed by another that never allocates" "$KL_TMP/stats" handoff none
 t "malloc_info is well-formed XML" python3 -c "import sys,xml.dom.minidom as m; d=m.parse(sys.argv[1]); assert d.documentElement.tagName=='malloc'" "$KL_TMP/info.xml"
 
 # Options, in both builds: a bad value is reported with the variable's name and

@@ -212,6 +212,9 @@ struct kl_heap_s {
    * in a new heap: the first free finds the cache full, and the flush
    * of an empty list sets the room). */
   struct { kl_block_t *head; uint32_t room; } foreign[KL_FOREIGN_CLASSES];
+  /* Made by a free (free.c): until this thread's first pop, its caches
+   * only batch frees (page.c's foreign_pop says why). */
+  bool            frees_only;
   /* Kept across recycling (kl_heap_init_thread clears only what is above,
    * and has_delayed with an atomic store). */
   kl_heap_t      *all_next;        /* every heap struct ever made (stats.c) */

@@ -14,7 +14,10 @@
  *  5. a thread whose first call is a free (a consumer that never allocates)
  *     gets a heap and a cache from it: a double free there is still caught,
  *     and its blocks come back at exit and on overflow; so do blocks freed
- *     by a key destructor that runs after keel's own exit hook.
+ *     by a key destructor that runs after keel's own exit hook. When such a
+ *     thread then allocates, it is not handed the blocks it freed (they
+ *     sit among their owner's: cache-scratch) but they go back to the
+ *     owner at once.
  * NO_FOREIGN=1 (the secure build, which keeps nothing) skips the address
  * checks of 1 and 3 and asserts instead that no block was kept. */
 #define _GNU_SOURCE
@@ -117,6 +120,22 @@ static void test_reuse(void) {
   for (int i = 0; i < N; i++) ok &= same(t.got[i], SIZE, 100 + (unsigned)i) && same(stay[i], SIZE, 50 + (unsigned)i);
   CHECK(ok);
   for (int i = 0; i < N; i++) { free(t.got[i]); free(stay[i]); }
+}
+
+/* A thread whose first call is a free, then mallocs: it gets none of the
+ * blocks it freed, and they are back with the owner while it lives. */
+static void test_free_first(void) {
+  void *blocks[N];
+  for (int i = 0; i < N; i++) blocks[i] = malloc(SIZE);
+  task_t t = { .job = JOB_REUSE, .free_only = true, .blocks = blocks, .n = N };
+  keeper_start(&t);
+  CHECKF(t.kept == 0, "a thread that freed before its first malloc was handed %zu of those blocks", t.kept);
+  CHECKF(owner_gets_back(blocks, N), "blocks freed before the thread's first malloc did not go back to the owner");
+  keeper_end(&t);
+  bool ok = true;
+  for (int i = 0; i < N; i++) ok &= same(t.got[i], SIZE, 100 + (unsigned)i);
+  CHECK(ok);
+  for (int i = 0; i < N; i++) free(t.got[i]);
 }
 
 /* The keeper exits, or trims, or overflows its cache: our blocks come back.
@@ -243,6 +262,7 @@ int main(void) {
   test_return(JOB_EXIT, N, true);
   test_return(JOB_OVERFLOW, 4000, true);
   test_late_destructor();
+  test_free_first();
   test_user_heap();
   return KL_DONE();
 }

@@ -97,20 +97,20 @@ kl_inline void foreign_push(kl_heap_t *heap, unsigned c, kl_block_t *b) {
 #endif
 
 /* The rest of kl_free_slow, out of line so that its common case saves no
- * registers. A thread's first free before any malloc of its own (a
- * consumer that only frees what others made) sets up its heap here, as
- * malloc would: with it come the foreign caches, so its frees go back to
- * the owners a run of blocks per CAS instead of one CAS each, and a thread
- * exit hook that flushes them. Batching only, until the thread's first
- * small malloc (frees_only, page.c's foreign_pop). xmalloc/1t (bench/): user+sys 0.43 -> 0.30 s,
- * peak RSS 6.4 -> 3.8 MB, since the consumer now keeps pace with the
- * producer. Not after the thread's exit hook ran (kl_heap_exited): the C
- * library's own frees at thread exit would leave a heap nobody tears down.
- * Then, or when the heap cannot be had (out of memory), the free is
- * counted process-wide and pushed alone. Then: count the free, and push
- * the block to its page, or keep it after sending a full cache back; a
- * flush is also when a thread that lives on its cache publishes its bytes
- * in use (stats.c). */
+ * registers: count the free, then push the block to its page, or keep it
+ * after sending a full cache back; a flush is also when a thread that
+ * lives on its cache publishes its bytes in use (stats.c).
+ * A thread whose first call is a free (a consumer that only frees what
+ * others made) sets up its heap here, as malloc would. With the heap come
+ * the foreign caches, so its frees reach the owners a run of blocks per
+ * CAS rather than a CAS each, and the exit hook that flushes them; the
+ * consumer then keeps pace with its producer (kbench xmalloc 1 60:
+ * user+sys 0.43 -> 0.30 s, peak RSS 6.4 -> 3.8 MB). Its caches only batch
+ * until its first small malloc (frees_only: page.c's foreign_pop). No heap
+ * after the thread's exit hook ran (kl_heap_exited: the C library frees
+ * its per-thread buffers later, and nothing would flush that heap), nor
+ * when none can be had (out of memory): the free is then counted
+ * process-wide and pushed alone. */
 static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_block_t *b) {
   unsigned c = page->class_idx;
   if (heap == &kl_heap_empty) {

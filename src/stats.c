@@ -14,11 +14,10 @@
  *    does not keep, whenever its foreign cache sends blocks back (free.c)
  *    and at thread exit, and every read publishes the reader's; a thread
  *    without a heap (past its exit hook, or out of memory: free.c) takes
- *    its frees out of the sum every 256 of them. The
- *    peak is the highest published sum: it can miss a short spike between
- *    two samples, and overstate one by the frees of blocks made elsewhere
- *    that a thread has not published yet (at most 255, plus what its
- *    foreign caches hold). */
+ *    its frees out of the sum every 256 of them. The peak is the highest
+ *    published sum: it can miss a short spike between two samples, and
+ *    overstate one by the frees of blocks made elsewhere that a thread has
+ *    not published yet (at most 255, plus what its foreign caches hold). */
 #include <stdio.h>
 #include <string.h>
 #include "internal/internal.h"
@@ -59,9 +58,8 @@ void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last) {
  * of this file); without that, the sum held the makers' allocations but
  * not these frees, and the peak grew with the total ever allocated
  * (producer/consumer). A thread without a heap (free_remote_other says
- * when) keeps here the bytes it
- * freed and has not yet taken out of the published sum: one shared atomic
- * per 256 frees rather than one per free. */
+ * when) keeps here the bytes it freed and has not yet taken out of the
+ * published sum: one shared atomic per 256 frees rather than one per free. */
 static __thread struct { size_t bytes; unsigned n; } orphan_pending __attribute__((tls_model("initial-exec")));
 
 void kl_stats_count_orphan_free(unsigned c) {

@@ -168,7 +168,7 @@ typedef struct keel_stats_s {
   size_t calls_free;            /* free and cfree (free_sized: calls_free_sized) */
   size_t calls_aligned;         /* the sum of the five aligned members below */
   size_t huge_blocks;           /* live blocks above 128 KiB (own mappings) */
-  size_t threads_seen;          /* threads that ever allocated */
+  size_t threads_seen;          /* threads that ever allocated, or freed another thread's block */
   /* Whole segments (4 MiB, up to 64 pages each), not pages: */
   size_t segments_abandoned;    /* left by exiting threads */
   size_t segments_reclaimed;    /* adopted by live threads */

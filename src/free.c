@@ -7,7 +7,7 @@
  *   compare, store), owner test against the TLS base, push on local_free,
  *   count (on the owner heap the page names), decrement used, two unlikely
  *   tests — 38 instructions, no atomics; when the page empties and is its
- *   class's only one (a block allocated and freed in a loop), 4 more and
+ *   class's only one (a block allocated and freed in a loop), 5 more and
  *   still no call. The map lookup, the interior test
  *   and the mark (about 21 of them) are what let the default build reject
  *   every pointer keel did not hand out, or already took back, before it

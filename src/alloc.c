@@ -3,8 +3,8 @@
  * Fast path budget (x86-64, gcc -O2): keel_malloc of <= 1 KiB is
  *   TLS load of the heap, index pages_direct by (size+15)>>4, load page->free,
  *   one likely branch, pop (store free, clear the freed mark, increment
- *   used, count the class), return
- * — about 17 instructions, no atomics, no locks (bench/RESULTS.md has the
+ *   used, count by that same index), return
+ * — 18 instructions with the TLS load, no atomics, no locks (bench/RESULTS.md has the
  * measured pair cost). Anything else is one call, noinline so that the
  * fast path stays this small: kl_malloc_foreign for a miss up to 1 KiB
  * (this thread's cache of other threads' blocks, then the slow path),
@@ -20,13 +20,14 @@
 
 kl_inline void *heap_malloc(kl_heap_t *heap, size_t size) {
   if (kl_likely(size <= KL_DIRECT_MAX)) {
-    kl_page_t *page = heap->pages_direct[(size + 15) >> 4];
+    size_t i = (size + 15) >> 4;
+    kl_page_t *page = heap->pages_direct[i];
     kl_block_t *b = page->free;
     if (kl_likely(b != NULL)) {
       page->free = kl_block_next(page, b);
       b->freed = 0;
       page->used++;
-      heap->counters.allocs[page->class_idx]++;
+      heap->counters.direct_allocs[i]++;
       return b;
     }
 #if KL_FOREIGN

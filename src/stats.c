@@ -80,6 +80,8 @@ static ptrdiff_t heap_net_bytes(const kl_heap_t *h) {
   ptrdiff_t net = 0;
   for (unsigned c = 0; c < KL_CLASS_COUNT; c++)
     net += ((ptrdiff_t)PEEK(h->counters.allocs[c]) - (ptrdiff_t)PEEK(h->counters.frees[c])) * kl_class_size[c];
+  for (unsigned i = 0; i < KL_DIRECT_COUNT; i++)
+    net += (ptrdiff_t)PEEK(h->counters.direct_allocs[i]) * kl_class_size[kl_direct_class[i]];
   return net;
 }
 
@@ -104,6 +106,7 @@ static void stats_get(keel_stats_t *out) {
   for (kl_heap_t *h = kl_load_acquire(&all_heaps); h != NULL; h = h->all_next) {
     const kl_counters_t *c = &h->counters;
     for (unsigned i = 0; i < KL_CLASS_COUNT; i++) { allocs[i] += PEEK(c->allocs[i]); frees[i] += PEEK(c->frees[i]); }
+    for (unsigned i = 0; i < KL_DIRECT_COUNT; i++) allocs[kl_direct_class[i]] += PEEK(c->direct_allocs[i]);
     for (unsigned i = 0; i < KL_CALL_COUNT; i++) calls[i] += PEEK(c->calls[i]);
     r_allocs += PEEK(c->realloc_allocs); r_frees += PEEK(c->realloc_frees);
     out->pages_purged += PEEK(c->pages_purged);

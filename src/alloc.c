@@ -4,11 +4,12 @@
  *   TLS load of the heap, index pages_direct by (size+15)>>4, load page->free,
  *   one likely branch, pop (store free, clear the freed mark, increment
  *   used, count by that same index), return
- * — 18 instructions with the TLS load, no atomics, no locks (bench/RESULTS.md has the
- * measured pair cost). Anything else is one call, noinline so that the
- * fast path stays this small: kl_malloc_foreign for a miss up to 1 KiB
- * (this thread's cache of other threads' blocks, then the slow path),
- * kl_malloc_generic (page.c) otherwise.
+ * — 18 instructions with the TLS load, no atomics, no locks
+ * (bench/RESULTS.md has the measured pair cost). Anything else is one
+ * call, noinline so that the fast path stays this small:
+ * kl_malloc_foreign for a miss up to 1 KiB (this thread's cache of other
+ * threads' blocks, then the slow path), kl_malloc_generic (page.c)
+ * otherwise.
  *
  * The thread's heap starts as the static kl_heap_empty whose direct pages
  * have no blocks, so the first call in a thread takes the slow path, which

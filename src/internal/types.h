@@ -180,9 +180,9 @@ typedef enum {
 
 typedef struct kl_counters_s {
   size_t allocs[KL_CLASS_COUNT];   /* blocks handed out, by class, except: */
-  size_t direct_allocs[KL_DIRECT_COUNT];  /* the fast path's, by (size + 15) >> 4: the index
-                                   * it already holds, so no load of the page's class
-                                   * (kl_direct_class maps it to a class, stats.c) */
+  /* the fast path's, by (size + 15) >> 4, the index it already holds, so
+   * it loads no class (stats.c maps an index to its class, kl_direct_class) */
+  size_t direct_allocs[KL_DIRECT_COUNT];
   size_t frees[KL_CLASS_COUNT];    /* blocks freed by this thread, by class */
   size_t calls[KL_CALL_COUNT];     /* by kl_call_t */
   size_t realloc_allocs, realloc_frees;  /* blocks realloc took and gave back */

@@ -121,14 +121,15 @@ static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_b
     }
     heap->frees_only = true;
   }
-  kl_stats_count_free_remote(heap, c);
 #if KL_FOREIGN
   if (page->foreign_ok) {
+    heap->counters.frees[c]++;
     if (heap->foreign[c].room == 0) { kl_foreign_flush(heap, c); kl_stats_sample(heap); }
     foreign_push(heap, c, b);
     return;
   }
 #endif
+  kl_stats_count_free_remote(heap, c);   /* not kept: counted toward a sample */
   remote_push(page, b, b, 1);
 }
 

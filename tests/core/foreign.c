@@ -220,27 +220,19 @@ static void test_still_freed(void) {
   free(keep_alive);
 }
 
-static void child_double_free(void) {
+/* In a forked child: another thread runs fn on one of our blocks. */
+static void in_other_thread(void *(*fn)(void *)) {
   void *p = malloc(SIZE);
   pthread_t th;
-  pthread_create(&th, NULL, free_twice, p);
+  pthread_create(&th, NULL, fn, p);
   pthread_join(th, NULL);
 }
-static void child_double_free_only(void) {
-  void *p = malloc(SIZE);
-  pthread_t th;
-  pthread_create(&th, NULL, free_twice_only, p);
-  pthread_join(th, NULL);
-}
+static void child_double_free(void) { in_other_thread(free_twice); }
+static void child_double_free_only(void) { in_other_thread(free_twice_only); }
 
 /* A thread keeps the block, then asks its size: refused, as any freed block. */
 static void *usable_of_kept(void *p) { free(malloc(1000)); free(p); malloc_usable_size(p); return NULL; }
-static void child_usable(void) {
-  void *p = malloc(SIZE);
-  pthread_t th;
-  pthread_create(&th, NULL, usable_of_kept, p);
-  pthread_join(th, NULL);
-}
+static void child_usable(void) { in_other_thread(usable_of_kept); }
 
 static void expect_abort(void (*fn)(void), const char *want, const char *what) {
   char out[2048];

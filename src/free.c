@@ -3,13 +3,13 @@
  * Fast path budget (x86-64, gcc -O2), a block freed by its owner thread:
  *   segment map lookup (shift, bounds test, byte load, compare), the page
  *   from the segment's page map (shift, mask, load), interior-pointer test
- *   (subtract, compare, multiply, compare), double-free mark (load, xor,
- *   compare, store), owner test against the TLS base, push on local_free,
- *   count (on the owner heap the page names), decrement used, two unlikely
- *   tests — 38 instructions, no atomics; when the page empties and is its
- *   class's only one (a block allocated and freed in a loop), 5 more and
- *   still no call. The map lookup, the interior test
- *   and the mark (about 21 of them) are what let the default build reject
+ *   (subtract, multiply, compare: kl_page_has_block), double-free mark
+ *   (load, xor, compare, store), owner test against the TLS base, push on
+ *   local_free, count (on the owner heap the page names), decrement used,
+ *   two unlikely tests — 39 instructions with the return, no atomics; when
+ *   the page empties and is its class's only one (a block allocated and
+ *   freed in a loop), 5 more and still no call. The map lookup, the
+ *   interior test and the mark (19 of them) are what let the default build reject
  *   every pointer keel did not hand out, or already took back, before it
  *   touches a free list (KL_FREE_CHECKS=0 compiles them out).
  * A block from another thread's page goes to this thread's foreign cache
@@ -72,7 +72,7 @@ void kl_foreign_flush(kl_heap_t *heap, unsigned c) {
     kl_page_t *page = kl_segment_page_of((kl_segment_t *)kl_align_down((uintptr_t)b, KL_SEGMENT_SIZE), b);
     kl_block_t *first = b, *last = b, *nx = b->next;
     uintptr_t n = 1;
-    while (nx != NULL && nx >= (kl_block_t *)page->start && (uint8_t *)nx < page->start + KL_CARVED(page)) {
+    while (nx != NULL && kl_page_has_block(page, (size_t)((uint8_t *)nx - page->start))) {
       kl_block_t *after = nx->next;
       kl_block_set_next(page, last, nx);
       last = nx; nx = after; n++;
@@ -165,7 +165,7 @@ kl_inline void kl_free_at(kl_segment_t *seg, void *p) {
   kl_block_t *b = (kl_block_t *)p;
 #if KL_FREE_CHECKS
   size_t off = (size_t)((uint8_t *)p - page->start);
-  if (kl_unlikely(off >= KL_CARVED(page) || off * page->div_magic >= page->div_magic)) {
+  if (kl_unlikely(!kl_page_has_block(page, off))) {
     free_bad(p, "not the start of a keel block (interior or stale pointer)");
     return;
   }

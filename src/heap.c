@@ -381,7 +381,7 @@ kl_public bool keel_heap_contains(const keel_heap_t *h, const void *p) {
   }
   size_t off = (size_t)((const uint8_t *)p - page->start);
   if (!page->in_use || kl_load_relaxed(&page->heap) != heap) return false;
-  if (off >= KL_CARVED(page) || off % page->block_size != 0) return false;
+  if (!kl_page_has_block(page, off)) return false;
   return ((const kl_block_t *)p)->freed != (page->free_key ^ (uintptr_t)p);
 }
 

@@ -33,10 +33,10 @@ void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t
   page->class_idx = (uint8_t)class_idx;
   page->reserved = (uint32_t)(area / block_size);
   page->capacity = 0;
-  __atomic_store_n(&page->carved, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&page->block_limit, 0, __ATOMIC_RELAXED);
   page->used = 0;
   page->free = page->local_free = NULL;
-  page->div_magic = UINT64_MAX / block_size + 1;
+  page->div_magic = kl_div_magic(block_size);
   page->free_key = kl_free_key_base ^ ((uintptr_t)page->start * 0x9e3779b97f4a7c15ull);
 #if KL_SECURE
   page->list_key = (uintptr_t)kl_prim_random() & ~(uintptr_t)15;
@@ -82,7 +82,8 @@ static void page_extend(kl_page_t *page) {
   page->free = (kl_block_t *)first;
 #endif
   page->capacity += n;
-  __atomic_store_n(&page->carved, (size_t)page->capacity * bs, __ATOMIC_RELAXED);   /* see KL_CARVED */
+  /* Relaxed: see kl_page_has_block. bs * div_magic wraps to e. */
+  __atomic_store_n(&page->block_limit, (uint64_t)page->capacity * (uint64_t)(bs * page->div_magic), __ATOMIC_RELAXED);
 }
 
 /* Move the remote frees, then the owner's own, into `free`. The remote list
@@ -208,7 +209,7 @@ static kl_block_t *foreign_pop(kl_heap_t *heap, unsigned c) {
  * foreign cache (free.c) before the page slow path. It is hot in this
  * core's cache, since this thread freed it; the owner's page sees no
  * atomic from us. A server thread that frees what others made lives here. */
-void *kl_malloc_foreign(kl_heap_t *heap, size_t size) {
+void *kl_malloc_foreign(size_t size, kl_heap_t *heap) {
   kl_block_t *b = foreign_pop(heap, kl_direct_class[(size + 15) >> 4]);
   return b != NULL ? b : kl_malloc_generic(heap, size, 0, false);
 }
@@ -266,12 +267,12 @@ bool kl_page_is_valid(const kl_page_t *page) {
   uint32_t n = 0;
   for (const kl_block_t *b = page->free; b; b = kl_block_next(page, b)) {
     size_t off = (size_t)((const uint8_t *)b - page->start);
-    if (off >= page->carved || off % page->block_size) return false;
+    if (off >= (size_t)page->capacity * page->block_size || off % page->block_size) return false;
     if (++n > page->capacity) return false;
   }
   for (const kl_block_t *b = page->local_free; b; b = kl_block_next(page, b)) {
     size_t off = (size_t)((const uint8_t *)b - page->start);
-    if (off >= page->carved || off % page->block_size) return false;
+    if (off >= (size_t)page->capacity * page->block_size || off % page->block_size) return false;
     if (++n > page->capacity) return false;
   }
   return n + page->used == page->capacity;

@@ -478,8 +478,9 @@ static void huge_set_block(kl_segment_t *seg, size_t block) {
   atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_live, (size_t)grew, memory_order_relaxed);
   if (grew > 0) atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_total, (size_t)grew, memory_order_relaxed);
   else atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_freed, (size_t)-grew, memory_order_relaxed);
-  page->block_size = page->carved = block;
-  page->div_magic = UINT64_MAX / block + 1;
+  page->block_size = block;
+  page->div_magic = 1;     /* with block_limit 1: only the block's start (kl_page_has_block) */
+  __atomic_store_n(&page->block_limit, 1, __ATOMIC_RELAXED);
 }
 
 /* Resize a huge block without copying: within its mapping, by growing or

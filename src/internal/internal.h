@@ -74,10 +74,28 @@ kl_inline kl_segment_t *kl_segmap_lookup(const void *p) {
   return NULL;
 }
 
-/* page->carved only grows, and a thread freeing a block checks it against a
- * value that already covered that block when the block was handed out, so
- * a stale read is harmless; relaxed atomic accesses make that race defined. */
-#define KL_CARVED(page) __atomic_load_n(&(page)->carved, __ATOMIC_RELAXED)
+/* Is off (= p - page->start) the start of a carved block? One multiply and
+ * one compare do what "off < capacity * block_size and off % block_size ==
+ * 0" would (Lemire's divisibility test, extended to bound the index). With
+ * d = block_size and m = div_magic = floor(2^64 / d) + 1, d * m = 2^64 + e
+ * for some e in 1..d, so modulo 2^64:
+ *  - off = k * d (a block start) gives off * m = k * e, which grows with k:
+ *    below block_limit = capacity * e exactly when k < capacity;
+ *  - off = k * d + r with 0 < r < d gives r * m + k * e >= m, which is
+ *    above any block_limit (at most the page's bytes) as long as off is far
+ *    below 2^64 / d: offsets reach 4 MiB, block sizes 128 KiB;
+ *  - an off that wrapped (p below start, by less than 2^64 / d) lands
+ *    near 2^64, above it too.
+ * A huge block's page has m = 1 and block_limit = 1: off == 0 only.
+ * block_limit only grows, and a thread freeing a block reads a value that
+ * already covered the block when it was handed out, so a stale read is
+ * harmless; relaxed atomic accesses make that race defined. */
+kl_inline uint64_t kl_div_magic(size_t d) {
+  return UINT64_MAX / d + 1 + ((d & (d - 1)) == 0);   /* a power of two would give e = 0 */
+}
+kl_inline bool kl_page_has_block(const kl_page_t *page, size_t off) {
+  return off * page->div_magic < __atomic_load_n(&page->block_limit, __ATOMIC_RELAXED);
+}
 
 /* ---- free-list links. The secure build stores each link XOR the page's
  * list_key: a link overwritten by an overflow decodes to an address outside
@@ -87,7 +105,7 @@ kl_hidden void kl_error_corrupt(const kl_page_t *page, const void *block);
 kl_inline kl_block_t *kl_block_next(const kl_page_t *page, const kl_block_t *b) {
   kl_block_t *n = (kl_block_t *)((uintptr_t)b->next ^ page->list_key);
   size_t off = (size_t)((uint8_t *)n - page->start);
-  if (kl_unlikely(n != NULL && (off >= page->carved || off * page->div_magic >= page->div_magic)))
+  if (kl_unlikely(n != NULL && !kl_page_has_block(page, off)))
     kl_error_corrupt(page, b);
   return n;
 }
@@ -188,7 +206,7 @@ kl_hidden kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, cons
 kl_hidden void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *block);
 #if KL_FOREIGN
 kl_hidden void kl_foreign_flush(kl_heap_t *heap, unsigned c);   /* back to the owners' pages */
-kl_hidden void *kl_malloc_foreign(kl_heap_t *heap, size_t size);
+kl_hidden void *kl_malloc_foreign(size_t size, kl_heap_t *heap);
 kl_hidden void kl_foreign_flush_all(kl_heap_t *heap);
 #else
 #define kl_foreign_flush_all(heap) ((void)(heap))

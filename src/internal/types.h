@@ -86,13 +86,13 @@ struct kl_block_s { kl_block_t *next; uintptr_t freed; };
  * Invariant: used == blocks handed out - local frees - collected remote
  * frees, so used == 0 means every block is back (no remote free pending). */
 struct __attribute__((aligned(64))) kl_page_s {
-  /* ---- line 1: read-mostly. free() validates a pointer with start, carved
-   * and div_magic: p - start < carved and divisible by block_size
-   * (Lemire's test: off * div_magic < div_magic). */
+  /* ---- line 1: read-mostly. free() validates a pointer with start,
+   * div_magic and block_limit: (p - start) * div_magic < block_limit iff p
+   * starts a carved block (kl_page_has_block). */
   uint8_t    *start;            /* first block */
-  size_t      carved;           /* bytes of blocks carved so far; grows while other
-                                 * threads read it (KL_CARVED): relaxed atomics */
-  uint64_t    div_magic;        /* 1 + (2^64-1) / block_size */
+  uint64_t    block_limit;      /* capacity * (block_size * div_magic); grows while other
+                                 * threads read it: relaxed atomics */
+  uint64_t    div_magic;        /* 2^64 / block_size + 1, rounded down (kl_div_magic) */
   uintptr_t   free_key;         /* the double-free mark's key (see kl_block_s) */
   uintptr_t   list_key;         /* secure build: free-list links are XORed with it */
   size_t      block_size;       /* huge: usable bytes of the one block */

@@ -6,6 +6,7 @@
  * which selects the build-specific cases. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -69,6 +70,35 @@ static void warn_goes_on(void) {
   int x; char *p = malloc(40); free(p); free(p); free(&x);
   char *q = malloc(100); memset(q, 1, 100); free(q);
   fprintf(stderr, "still running\n");
+}
+/* Every size class, powers of two among them, and pointers just off a
+ * block: inside it, just before it (in the previous block or the segment
+ * header), and the next block of a page that has not carved it yet (blocks
+ * of 4 KiB or more are carved one at a time). Each must be refused, not
+ * taken for a block. KEEL_ON_ERROR=warn: malloc_usable_size reports (to
+ * /dev/null here: hundreds of reports) and gives 0. The child exits with
+ * 42 if every one was refused, and says on stderr which were not. */
+static void off_block_sweep(void) {
+  int (*set)(int, long) = (int (*)(int, long))dlsym(RTLD_DEFAULT, "keel_option_set");
+  if (set) set(0 /* KEEL_OPTION_ON_ERROR */, 1 /* warn */);
+  FILE *err = fdopen(dup(2), "w");
+  int null = open("/dev/null", O_WRONLY);
+  if (err == NULL || null < 0 || dup2(null, 2) < 0) exit(2);
+  int bad = 0;
+  for (size_t size = 16; size <= (size_t)128 << 10; size += size / 8 > 16 ? size / 8 : 16) {
+    for (size_t s = size; s <= size + 1; s++) {     /* a power of two and the class after it */
+      char *p = malloc(s);
+      size_t u = malloc_usable_size(p);
+      if (u < s) { fprintf(err, "usable %zu for %zu\n", u, s); bad++; }
+      char *offs[] = { p + 8, p + u - 8, p - 8, u >= 4096 ? p + u : p + (u / 2 | 8) };
+      for (unsigned i = 0; i < sizeof offs / sizeof offs[0]; i++)
+        if (malloc_usable_size(offs[i]) != 0) { fprintf(err, "%p (block %p of %zu) taken\n", (void *)offs[i], (void *)p, u); bad++; }
+      memset(p, 7, u);
+      free(p);
+    }
+  }
+  fflush(err);
+  exit(bad == 0 ? 42 : 1);
 }
 
 /* debug build */
@@ -142,6 +172,9 @@ int main(int argc, char **argv) {
   int st = run(warn_goes_on, "KEEL_ON_ERROR=warn");
   CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 0 && strstr(out, "still running") && strstr(out, "ignored"),
          "KEEL_ON_ERROR=warn: status %#x, stderr: %s", st, out);
+  st = run(off_block_sweep, NULL);
+  CHECKF(WIFEXITED(st) && WEXITSTATUS(st) == 42,
+         "pointers off a block, every class: status %#x, stderr: %.600s", st, out);
   if (debug) {
     expect_abort("one byte past the end", overflow_one, "written past its end");
     expect_abort("overflow found by realloc", overflow_realloc, "written past its end");

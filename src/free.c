@@ -143,16 +143,18 @@ static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_b
  * what it keeps it reuses (allocs follow frees) or sends back in a flush,
  * which samples. */
 kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
-  if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_release(seg); return; }
   kl_heap_t *heap = kl_heap_get();
 #if KL_FOREIGN
+  /* Neither a huge block's page nor the empty heap gets here: foreign_ok
+   * is 0 on the one, every room is 0 in the other. */
   unsigned c = page->class_idx;
-  if (kl_likely(page->foreign_ok && heap != &kl_heap_empty && heap->foreign[c].room != 0)) {
+  if (kl_likely(page->foreign_ok && heap->foreign[c].room != 0)) {
     heap->counters.frees[c]++;
     foreign_push(heap, c, b);
     return;
   }
 #endif
+  if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_release(seg); return; }
   free_remote_other(heap, page, b);
 }
 

@@ -183,35 +183,50 @@ static kl_page_t *page_find(kl_heap_t *heap, unsigned c) {
 }
 
 #if KL_FOREIGN
-static kl_block_t *foreign_pop(kl_heap_t *heap, unsigned c) {
-  kl_block_t *b = heap->foreign[c].head;
-  if (b == NULL) return NULL;
-  if (kl_unlikely(heap->frees_only)) {
-    /* The thread's heap came from a free, and this is its first small
-     * malloc: what it freed so far goes back to the owners instead. A
-     * thread handed one block among other threads' blocks (cache-scratch)
-     * would otherwise take that block, and every block it then allocates
-     * and frees in a loop would be it, in a cache line its neighbours
-     * write: false-sharing/4t ran 2.5x slower. A consumer that never
-     * allocates keeps the batching. */
-    heap->frees_only = false;
-    kl_foreign_flush_all(heap);
-    return NULL;
-  }
+kl_inline void foreign_take(kl_heap_t *heap, unsigned c, kl_block_t *b) {
   heap->foreign[c].head = b->next;
   heap->foreign[c].room++;
   b->freed = 0;
   heap->counters.allocs[c]++;
+}
+
+/* The thread's heap came from a free, and this is its first small malloc
+ * that finds a block in its cache: what it freed so far goes back to the
+ * owners instead. A thread handed one block among other threads' blocks
+ * (cache-scratch) would otherwise take that block, and every block it then
+ * allocates and frees in a loop would be it, in a cache line its
+ * neighbours write: false-sharing/4t ran 2.5x slower. A consumer that
+ * never allocates keeps the batching. */
+static kl_noinline void foreign_first_malloc(kl_heap_t *heap) {
+  heap->frees_only = false;
+  kl_foreign_flush_all(heap);
+}
+
+static kl_block_t *foreign_pop(kl_heap_t *heap, unsigned c) {
+  kl_block_t *b = heap->foreign[c].head;
+  if (b == NULL) return NULL;
+  if (kl_unlikely(heap->frees_only)) { foreign_first_malloc(heap); return NULL; }
+  foreign_take(heap, c, b);
   return b;
+}
+
+static kl_noinline void *malloc_foreign_miss(size_t size, kl_heap_t *heap, bool cached) {
+  if (cached) foreign_first_malloc(heap);   /* frees_only: see there */
+  return kl_malloc_generic(heap, size, 0, false);
 }
 
 /* The fast path's miss for sizes up to KL_DIRECT_MAX: a block from the
  * foreign cache (free.c) before the page slow path. It is hot in this
  * core's cache, since this thread freed it; the owner's page sees no
- * atomic from us. A server thread that frees what others made lives here. */
+ * atomic from us. A server thread that frees what others made lives here,
+ * so its common case, a block in the cache, makes no call (and saves no
+ * registers): everything else is malloc_foreign_miss. */
 void *kl_malloc_foreign(size_t size, kl_heap_t *heap) {
-  kl_block_t *b = foreign_pop(heap, kl_direct_class[(size + 15) >> 4]);
-  return b != NULL ? b : kl_malloc_generic(heap, size, 0, false);
+  unsigned c = kl_direct_class[(size + 15) >> 4];
+  kl_block_t *b = heap->foreign[c].head;
+  if (kl_unlikely(b == NULL || heap->frees_only)) return malloc_foreign_miss(size, heap, b != NULL);
+  foreign_take(heap, c, b);
+  return b;
 }
 #endif
 

@@ -85,10 +85,10 @@ static void past_huge_end(size_t size) {
 }
 
 /* Read from a block of arg bytes to the end of its page (64 KiB for small
- * classes, 512 KiB for medium ones): the page's last OS page is a guard. */
+ * classes, 256 KiB for medium ones): the page's last OS page is a guard. */
 static void to_page_end(size_t size) {
   volatile char *p = malloc(size);
-  uintptr_t span = size <= 8192 ? (uintptr_t)64 << 10 : (uintptr_t)512 << 10;
+  uintptr_t span = size <= 8192 ? (uintptr_t)64 << 10 : (uintptr_t)256 << 10;
   volatile char *end = (volatile char *)(((uintptr_t)p | (span - 1)) + 1);
   reached("start;");
   char sum = 0;

@@ -1,20 +1,25 @@
 /* free.c — the free fast path, local and cross-thread.
  *
- * Fast path budget (x86-64, gcc -O2), a block freed by its owner thread:
- *   segment map lookup (shift, bounds test, byte load, compare), the page
- *   from the segment's page map (shift, mask, load), interior-pointer test
- *   (subtract, multiply, compare: kl_page_has_block), double-free mark
- *   (load, xor, compare, store), owner test against the TLS base, push on
- *   local_free, count (on the owner heap the page names), decrement used,
- *   two unlikely tests — 39 instructions with the return, no atomics; when
+ * Fast path budget (x86-64, gcc -O2), a block freed by its owner thread
+ * into the segment of its last free (kl_heap_s.seg_cache, the common case):
+ *   TLS load of the heap, mask to the segment, compare with the cache; the
+ *   page from the segment's page map (shift, mask, load), interior-pointer
+ *   test (subtract, multiply, compare: kl_page_has_block), double-free mark
+ *   (load, xor, compare, store), push on local_free, count, decrement used,
+ *   two unlikely tests — 31 instructions with the return, no atomics; when
  *   the page empties and is its class's only one (a block allocated and
- *   freed in a loop), 5 more and still no call. The map lookup, the
- *   interior test and the mark (19 of them) are what let the default build reject
- *   every pointer keel did not hand out, or already took back, before it
- *   touches a free list (KL_FREE_CHECKS=0 compiles them out).
+ *   freed in a loop), 5 more and still no call. The cache answers what the
+ *   segment map and the owner test would (the segment is keel's, live, and
+ *   this thread's: see kl_heap_s); any other pointer takes free_lookup,
+ *   which asks the map (shift, bounds test, byte load, compare) and then
+ *   the owner test, and caches the segment when the thread owns it.
+ *   The interior test and the mark, and the map on a miss, are what let the
+ *   default build reject every pointer keel did not hand out, or already
+ *   took back, before it touches a free list (KL_FREE_CHECKS=0 compiles
+ *   the first two out).
  * A block from another thread's page goes to this thread's foreign cache
- * (below), or when that cannot take it costs one CAS (kl_free_slow). Huge
- * blocks go back to the OS (or the segment cache) from any thread. */
+ * (below), or when that cannot take it costs one CAS (free_not_owner).
+ * Huge blocks go back to the OS (or the segment cache) from any thread. */
 #include <errno.h>
 #include "internal/internal.h"
 #include "keel.h"
@@ -96,7 +101,7 @@ kl_inline void foreign_push(kl_heap_t *heap, unsigned c, kl_block_t *b) {
 
 #endif
 
-/* The rest of kl_free_slow, out of line so that its common case saves no
+/* The rest of free_not_owner, out of line so that its common case saves no
  * registers: count the free, then push the block to its page, or keep it
  * after sending a full cache back; a flush is also when a thread that
  * lives on its cache publishes its bytes in use (stats.c).
@@ -142,8 +147,8 @@ static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_b
  * is inline here: room in the cache. It publishes no statistics sample:
  * what it keeps it reuses (allocs follow frees) or sends back in a flush,
  * which samples. */
-kl_noinline void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
-  kl_heap_t *heap = kl_heap_get();
+static kl_noinline void free_not_owner(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
+  kl_heap_t *heap = kl_heap_get();   /* again: passing it down cost more moves than the reload */
 #if KL_FOREIGN
   /* Neither a huge block's page nor the empty heap gets here: foreign_ok
    * is 0 on the one, every room is 0 in the other. */
@@ -162,35 +167,55 @@ static kl_noinline void free_bad(const void *p, const char *what) {
   kl_error_bad_pointer("free", p, what);
 }
 
+/* Is b, at off from its page's start, a block to take back? The checks
+ * of the default build (KL_FREE_CHECKS): a carved block's start, not
+ * already freed; then it is marked freed. */
+kl_inline bool free_check(kl_page_t *page, kl_block_t *b) {
+#if KL_FREE_CHECKS
+  size_t off = (size_t)((uint8_t *)b - page->start);
+  if (kl_unlikely(!kl_page_has_block(page, off))) {
+    free_bad(b, "not the start of a keel block (interior or stale pointer)");
+    return false;
+  }
+  uintptr_t mark = page->free_key ^ (uintptr_t)b;
+  if (kl_unlikely(b->freed == mark)) { free_bad(b, "double free"); return false; }
+  b->freed = mark;
+#else
+  (void)page; (void)b;
+#endif
+  return true;
+}
+
+/* The owner's free: push on local_free, count on `heap` (the page's). */
+kl_inline void free_local(kl_heap_t *heap, kl_page_t *page, kl_block_t *b) {
+  kl_block_set_next(page, b, page->local_free);
+  page->local_free = b;
+  heap->counters.frees[page->class_idx]++;
+  /* The only page of its class stays when it empties (kl_page_retire):
+   * answered here without the call, because a program that allocates
+   * and frees one block in a loop empties that page on every free. */
+  if (kl_unlikely(--page->used == 0)) {
+    if (!kl_page_is_sole(page) || page->in_full) free_local_slow(page);
+  } else if (kl_unlikely(page->in_full)) {
+    free_local_slow(page);
+  }
+}
+
 kl_inline void kl_free_at(kl_segment_t *seg, void *p) {
   kl_page_t *page = kl_segment_page_of(seg, p);
   kl_block_t *b = (kl_block_t *)p;
-#if KL_FREE_CHECKS
-  size_t off = (size_t)((uint8_t *)p - page->start);
-  if (kl_unlikely(!kl_page_has_block(page, off))) {
-    free_bad(p, "not the start of a keel block (interior or stale pointer)");
-    return;
-  }
-  uintptr_t mark = page->free_key ^ (uintptr_t)b;
-  if (kl_unlikely(b->freed == mark)) { free_bad(p, "double free"); return; }
-  b->freed = mark;
-#endif
+  if (!free_check(page, b)) return;
   if (kl_likely(kl_load_relaxed(&seg->thread_id) == kl_prim_thread_id())) {
-    kl_block_set_next(page, b, page->local_free);
-    page->local_free = b;
-    /* The owner heap from the page (its line is already read) rather than
-     * from TLS: one load instead of two. Relaxed: only we write it. */
-    atomic_load_explicit(&page->heap, memory_order_relaxed)->counters.frees[page->class_idx]++;
-    /* The only page of its class stays when it empties (kl_page_retire):
-     * answered here without the call, because a program that allocates
-     * and frees one block in a loop empties that page on every free. */
-    if (kl_unlikely(--page->used == 0)) {
-      if (!kl_page_is_sole(page) || page->in_full) free_local_slow(page);
-    } else if (kl_unlikely(page->in_full)) {
-      free_local_slow(page);
-    }
+    /* The owner heap from the page: a first-class heap's, or the default
+     * heap's (relaxed: only we write it). A default heap's segment becomes
+     * its free cache (kl_heap_s.seg_cache), so the next free into it skips
+     * the segment map and this test. (A huge block's segment has no owner,
+     * thread_id 0: it never gets here.) */
+    kl_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
+    if (heap == kl_heap_get()) heap->seg_cache = seg;
+    free_local(heap, page, b);
   } else {
-    kl_free_slow(seg, page, b);
+    free_not_owner(seg, page, b);
   }
 }
 
@@ -199,10 +224,26 @@ static kl_noinline void free_unusual(void *p, unsigned v) {
   if (p != NULL) free_bad(p, "not allocated by keel, or already freed");
 }
 
-void kl_free(void *p) {
+/* Any pointer: the segment map says whether keel made it and where its
+ * segment starts. */
+static kl_noinline void free_lookup(void *p) {
   unsigned v = kl_segmap_byte(p);
   if (kl_unlikely(v != 1)) { free_unusual(p, v); return; }   /* NULL, foreign, or a 4 MiB-aligned huge block */
   kl_free_at((kl_segment_t *)((uintptr_t)p & ~(uintptr_t)(KL_SEGMENT_SIZE - 1)), p);
+}
+
+/* The fast path: a pointer into the segment of this thread's last own
+ * free is a local free into the thread's default heap; the segment map and
+ * the owner test are already answered (kl_heap_s.seg_cache). */
+void kl_free(void *p) {
+  kl_heap_t *heap = kl_heap_get();
+  kl_segment_t *seg = (kl_segment_t *)((uintptr_t)p & ~(uintptr_t)(KL_SEGMENT_SIZE - 1));
+  if (kl_likely(seg == heap->seg_cache)) {
+    kl_page_t *page = kl_segment_page_of(seg, p);
+    if (kl_likely(free_check(page, (kl_block_t *)p))) free_local(heap, page, (kl_block_t *)p);
+    return;
+  }
+  free_lookup(p);
 }
 
 kl_public void keel_free(void *p) { KL_FREE(p, "keel_free"); }

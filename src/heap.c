@@ -17,6 +17,7 @@
 const kl_page_t kl_page_empty;  /* free == NULL: every lookup misses */
 kl_heap_t kl_heap_empty = {
   .pages_direct = { [0 ... KL_DIRECT_COUNT - 1] = (kl_page_t *)&kl_page_empty },
+  .seg_cache = KL_SEG_NONE,
 };
 __thread kl_heap_t *kl_heap_tls __attribute__((tls_model("initial-exec"))) = &kl_heap_empty;
 __thread bool kl_heap_exited __attribute__((tls_model("initial-exec")));
@@ -96,7 +97,7 @@ void kl_heap_page_from_full(kl_heap_t *heap, kl_page_t *page) {
 
 /* Take back parked pages that remote frees announced. */
 void kl_heap_collect_delayed(kl_heap_t *heap) {
-  /* Acquire pairs with the release store in kl_free_slow. */
+  /* Acquire pairs with the release store in remote_push (free.c). */
   if (kl_exchange_acquire(&heap->has_delayed, 0) == 0) return;
   kl_page_t *page = heap->full.first;
   while (page != NULL) {
@@ -169,6 +170,7 @@ kl_heap_t *kl_heap_init_thread(void) {
   kl_store_relaxed(&heap->has_delayed, 0);
   atomic_fetch_add_explicit(&kl_os_stats.threads, 1, memory_order_relaxed);
   for (size_t i = 0; i < KL_DIRECT_COUNT; i++) heap->pages_direct[i] = (kl_page_t *)&kl_page_empty;
+  heap->seg_cache = KL_SEG_NONE;
   heap->thread_id = kl_prim_thread_id();
   kl_heap_tls = heap;
   /* After kl_heap_tls is set: if the C library allocates while registering
@@ -213,6 +215,7 @@ static void abandon_heap(kl_heap_t *heap) {
   }
   heap->segments = NULL;
   heap->free_segs[0] = heap->free_segs[1] = NULL;
+  heap->seg_cache = KL_SEG_NONE;
   heap->purge_next = 0;
   kl_stats_sample(heap);
   kl_store_relaxed(&heap->has_delayed, 0);
@@ -296,6 +299,7 @@ kl_public keel_heap_t *keel_heap_new(void) {
   memset(heap, 0, offsetof(kl_heap_t, all_next));
   kl_store_relaxed(&heap->has_delayed, 0);   /* see kl_heap_init_thread */
   for (size_t i = 0; i < KL_DIRECT_COUNT; i++) heap->pages_direct[i] = (kl_page_t *)&kl_page_empty;
+  heap->seg_cache = KL_SEG_NONE;   /* unused: free's cache is the default heap's */
   heap->thread_id = def->thread_id;
   heap->is_user = true;
   heap->parent = def;

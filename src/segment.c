@@ -271,6 +271,7 @@ static kl_segment_t *segment_new(kl_heap_t *heap, kl_segkind_t kind) {
 }
 
 static void segment_free(kl_heap_t *heap, kl_segment_t *seg) {
+  if (heap->seg_cache == seg) heap->seg_cache = KL_SEG_NONE;   /* see kl_heap_s */
   for (uint32_t i = 0; i < seg->page_count; i++) {   /* the segment is accounted whole again */
     if (!seg->pages[i].is_purged) continue;
     size_t size;

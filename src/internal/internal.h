@@ -203,7 +203,6 @@ kl_hidden int   kl_posix_memalign(void **out, size_t align, size_t size);
 kl_hidden void  kl_free(void *p);
 kl_hidden size_t kl_usable_size(const void *p, const char *who);
 kl_hidden kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *who);
-kl_hidden void kl_free_slow(kl_segment_t *seg, kl_page_t *page, kl_block_t *block);
 #if KL_FOREIGN
 kl_hidden void kl_foreign_flush(kl_heap_t *heap, unsigned c);   /* back to the owners' pages */
 kl_hidden void *kl_malloc_foreign(size_t size, kl_heap_t *heap);

@@ -129,6 +129,8 @@ struct __attribute__((aligned(64))) kl_page_s {
 _Static_assert(sizeof(struct kl_page_s) == 128, "a page is two cache lines");
 
 typedef enum { KL_SEG_SMALL = 0, KL_SEG_MEDIUM = 1, KL_SEG_HUGE = 2 } kl_segkind_t;
+/* No segment: not NULL, which a pointer below 4 MiB (NULL itself) masks to. */
+#define KL_SEG_NONE ((kl_segment_t *)(uintptr_t)1)
 
 /* A segment header sits at the start of its 4 MiB-aligned region. */
 struct kl_segment_s {
@@ -203,6 +205,13 @@ typedef struct kl_counters_s {
  * unmapped, so a stale pointer to one is always safe to write through. */
 struct kl_heap_s {
   kl_page_t      *pages_direct[KL_DIRECT_COUNT];  /* (size+15)>>4 -> page */
+  /* The segment of this thread's last free into its own default heap, or
+   * KL_SEG_NONE: free's fast path (free.c) takes a pointer into it for a
+   * local free without the segment map and the owner test. Only a default
+   * heap's own small or medium segments go here, and segment_free and
+   * abandonment clear it, so a hit is always a live segment this thread
+   * owns. */
+  kl_segment_t   *seg_cache;
   kl_page_queue_t queues[KL_CLASS_COUNT];
   kl_page_queue_t full;
   uintptr_t       thread_id;

@@ -167,9 +167,9 @@ static kl_noinline void free_bad(const void *p, const char *what) {
   kl_error_bad_pointer("free", p, what);
 }
 
-/* Is b, at off from its page's start, a block to take back? The checks
- * of the default build (KL_FREE_CHECKS): a carved block's start, not
- * already freed; then it is marked freed. */
+/* Is b a block of `page` to take back? The checks of the default build
+ * (KL_FREE_CHECKS): the start of a carved block, not already freed; then
+ * it is marked freed. */
 kl_inline bool free_check(kl_page_t *page, kl_block_t *b) {
 #if KL_FREE_CHECKS
   size_t off = (size_t)((uint8_t *)b - page->start);

@@ -8,7 +8,7 @@
  *   (load, xor, compare, store), push on local_free, count, decrement used,
  *   two unlikely tests — 31 instructions with the return, no atomics; when
  *   the page empties and is its class's only one (a block allocated and
- *   freed in a loop), 5 more and still no call. The cache answers what the
+ *   freed in a loop), 3 more and still no call. The cache answers what the
  *   segment map and the owner test would (the segment is keel's, live, and
  *   this thread's: see kl_heap_s); any other pointer takes free_lookup,
  *   which asks the map (shift, bounds test, byte load, compare) and then

@@ -276,19 +276,22 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   return b;
 }
 
+/* Every block of the list is a carved block of the page (checked with
+ * plain division, not kl_page_has_block, so the walk also checks that);
+ * counts them into *n, which never passes the capacity. */
+static bool list_is_valid(const kl_page_t *page, const kl_block_t *b, uint32_t *n) {
+  for (; b; b = kl_block_next(page, b)) {
+    size_t off = (size_t)((const uint8_t *)b - page->start);
+    if (off >= (size_t)page->capacity * page->block_size || off % page->block_size) return false;
+    if (++*n > page->capacity) return false;
+  }
+  return true;
+}
+
 bool kl_page_is_valid(const kl_page_t *page) {
   if (!page->in_use) return true;
   if (page->capacity > page->reserved || page->used > page->capacity) return false;
   uint32_t n = 0;
-  for (const kl_block_t *b = page->free; b; b = kl_block_next(page, b)) {
-    size_t off = (size_t)((const uint8_t *)b - page->start);
-    if (off >= (size_t)page->capacity * page->block_size || off % page->block_size) return false;
-    if (++n > page->capacity) return false;
-  }
-  for (const kl_block_t *b = page->local_free; b; b = kl_block_next(page, b)) {
-    size_t off = (size_t)((const uint8_t *)b - page->start);
-    if (off >= (size_t)page->capacity * page->block_size || off % page->block_size) return false;
-    if (++n > page->capacity) return false;
-  }
+  if (!list_is_valid(page, page->free, &n) || !list_is_valid(page, page->local_free, &n)) return false;
   return n + page->used == page->capacity;
 }

@@ -5,7 +5,7 @@
  *   one likely branch, pop (store free, clear the freed mark, increment
  *   used, count by that same index), return
  * — 17 instructions with the TLS load (two) and the return, no atomics,
- * no locks
+ * no locks; malloc is this same code, inline (override.c)
  * (bench/RESULTS.md has the measured pair cost). Anything else is one
  * call, noinline so that the fast path stays this small:
  * kl_malloc_foreign for a miss up to 1 KiB (this thread's cache of other
@@ -86,7 +86,7 @@ kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *wh
     kl_error_bad_pointer(who, p, "not the start of a keel block (interior or stale pointer)");
     return NULL;
   }
-  if (seg->kind != KL_SEG_HUGE && ((const kl_block_t *)p)->freed == (page->free_key ^ (uintptr_t)p)) {
+  if (seg->kind != KL_SEG_HUGE && ((const kl_block_t *)p)->freed == kl_block_mark(page)) {
     kl_error_bad_pointer(who, p, "already freed (double free or use after free)");
     return NULL;
   }

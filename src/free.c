@@ -5,10 +5,12 @@
  *   TLS load of the heap, mask to the segment, compare with the cache; the
  *   page from the segment's page map (shift, mask, load), interior-pointer
  *   test (subtract, multiply, compare: kl_page_has_block), double-free mark
- *   (load, xor, compare, store), push on local_free, count, decrement used,
- *   two unlikely tests — 31 instructions with the return, no atomics; when
- *   the page empties and is its class's only one (a block allocated and
- *   freed in a loop), 3 more and still no call. The cache answers what the
+ *   (compare, store: the mark is the page descriptor's address, already in
+ *   a register), push on local_free, count, and one decrement-and-branch on
+ *   used that also catches a page parked full (KL_USED_FULL) — 26
+ *   instructions with the return, no atomics; when the page empties and is
+ *   its class's only one (a block allocated and freed in a loop), 6 more
+ *   and still no call. free is this same code, inline (override.c). The cache answers what the
  *   segment map and the owner test would (the segment is keel's, live, and
  *   this thread's: see kl_heap_s); any other pointer takes free_lookup,
  *   which asks the map (shift, bounds test, byte load, compare) and then
@@ -24,12 +26,12 @@
 #include "internal/internal.h"
 #include "keel.h"
 
-/* The page emptied, or was parked full (kl_free_at has already let an
+/* The page emptied, or was parked full (free_local has already let an
  * emptied page that is its class's only one stay, as kl_page_retire would). */
 static kl_noinline void free_local_slow(kl_page_t *page) {
   kl_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
+  if (kl_page_in_full(page)) kl_heap_page_from_full(heap, page);
   if (page->used == 0) kl_page_retire(heap, page);
-  else if (page->in_full) kl_heap_page_from_full(heap, page);
 }
 
 /* Push the n blocks first..last, linked already, onto the page's remote
@@ -169,19 +171,20 @@ static kl_noinline void free_bad(const void *p, const char *what) {
 
 /* Is b a block of `page` to take back? The checks of the default build
  * (KL_FREE_CHECKS): the start of a carved block, not already freed; then
- * it is marked freed. */
-kl_inline bool free_check(kl_page_t *page, kl_block_t *b) {
+ * it is marked freed. `owned`: this thread owns the page (a plain load of
+ * block_limit). */
+kl_inline bool free_check(kl_page_t *page, kl_block_t *b, bool owned) {
 #if KL_FREE_CHECKS
   size_t off = (size_t)((uint8_t *)b - page->start);
-  if (kl_unlikely(!kl_page_has_block(page, off))) {
+  if (kl_unlikely(owned ? !kl_page_has_block_owned(page, off) : !kl_page_has_block(page, off))) {
     free_bad(b, "not the start of a keel block (interior or stale pointer)");
     return false;
   }
-  uintptr_t mark = page->free_key ^ (uintptr_t)b;
+  uintptr_t mark = kl_block_mark(page);
   if (kl_unlikely(b->freed == mark)) { free_bad(b, "double free"); return false; }
   b->freed = mark;
 #else
-  (void)page; (void)b;
+  (void)page; (void)b; (void)owned;
 #endif
   return true;
 }
@@ -191,20 +194,19 @@ kl_inline void free_local(kl_heap_t *heap, kl_page_t *page, kl_block_t *b) {
   kl_block_set_next(page, b, page->local_free);
   page->local_free = b;
   heap->counters.frees[page->class_idx]++;
-  /* The only page of its class stays when it empties (kl_page_retire):
-   * answered here without the call, because a program that allocates
-   * and frees one block in a loop empties that page on every free. */
-  if (kl_unlikely(--page->used == 0)) {
-    if (!kl_page_is_sole(page) || page->in_full) free_local_slow(page);
-  } else if (kl_unlikely(page->in_full)) {
-    free_local_slow(page);
+  /* Zero: the page emptied; negative: it is parked full (KL_USED_FULL).
+   * The only page of its class stays when it empties (kl_page_retire):
+   * answered here without the call, because a program that allocates and
+   * frees one block in a loop empties that page on every free. */
+  if (kl_unlikely(kl_dec_le0(&page->used))) {
+    if (page->used != 0 || !kl_page_is_sole(page)) free_local_slow(page);
   }
 }
 
 kl_inline void kl_free_at(kl_segment_t *seg, void *p) {
   kl_page_t *page = kl_segment_page_of(seg, p);
   kl_block_t *b = (kl_block_t *)p;
-  if (!free_check(page, b)) return;
+  if (!free_check(page, b, false)) return;
   if (kl_likely(kl_load_relaxed(&seg->thread_id) == kl_prim_thread_id())) {
     /* The owner heap from the page: a first-class heap's, or the default
      * heap's (relaxed: only we write it). A default heap's segment becomes
@@ -234,17 +236,20 @@ static kl_noinline void free_lookup(void *p) {
 
 /* The fast path: a pointer into the segment of this thread's last own
  * free is a local free into the thread's default heap; the segment map and
- * the owner test are already answered (kl_heap_s.seg_cache). */
-void kl_free(void *p) {
+ * the owner test are already answered (kl_heap_s.seg_cache). Inline in
+ * kl_free and in override.c's free. */
+kl_inline void free_fast(void *p) {
   kl_heap_t *heap = kl_heap_get();
   kl_segment_t *seg = (kl_segment_t *)((uintptr_t)p & ~(uintptr_t)(KL_SEGMENT_SIZE - 1));
   if (kl_likely(seg == heap->seg_cache)) {
     kl_page_t *page = kl_segment_page_of(seg, p);
-    if (kl_likely(free_check(page, (kl_block_t *)p))) free_local(heap, page, (kl_block_t *)p);
+    if (kl_likely(free_check(page, (kl_block_t *)p, true))) free_local(heap, page, (kl_block_t *)p);
     return;
   }
   free_lookup(p);
 }
+
+void kl_free(void *p) { free_fast(p); }
 
 kl_public void keel_free(void *p) { KL_FREE(p, "keel_free"); }
 kl_public void keel_free_sized(void *p, size_t size) {

@@ -5,7 +5,7 @@
  *  - pages_direct[i] is the first page of the class of size i*16, or the
  *    static empty page when that queue is empty: the malloc fast path never
  *    sees NULL and needs no "initialized?" test;
- *  - a page is in exactly one of queues[class] or full (in_full says which);
+ *  - a page is in exactly one of queues[class] or full (kl_page_in_full says which);
  *  - heap structs come from OS chunks and are recycled through a lock-free
  *    stack, never unmapped: remote frees may write has_delayed through a
  *    stale pointer at any time. */
@@ -57,7 +57,7 @@ void kl_heap_queue_push_front(kl_heap_t *heap, kl_page_t *page) {
 }
 
 void kl_heap_queue_remove(kl_heap_t *heap, kl_page_t *page) {
-  if (page->in_full) { q_remove(&heap->full, page); page->in_full = 0; return; }
+  if (kl_page_in_full(page)) { q_remove(&heap->full, page); page->used &= ~KL_USED_FULL; return; }
   bool was_first = heap->queues[page->class_idx].first == page;
   q_remove(&heap->queues[page->class_idx], page);
   if (was_first) direct_update(heap, page->class_idx);
@@ -77,7 +77,7 @@ void kl_heap_queue_to_front(kl_heap_t *heap, kl_page_t *page) {
 void kl_heap_page_to_full(kl_heap_t *heap, kl_page_t *page) {
   kl_heap_queue_remove(heap, page);
   q_push_front(&heap->full, page);
-  page->in_full = 1;
+  page->used |= KL_USED_FULL;
   uintptr_t old = atomic_fetch_or_explicit(&page->xthread_free, 1, memory_order_acq_rel);
   if (old > 1) kl_store_relaxed(&heap->has_delayed, 1);
 }
@@ -89,7 +89,7 @@ void kl_heap_page_to_full(kl_heap_t *heap, kl_page_t *page) {
  * gathers frees while the pages before it serve. */
 void kl_heap_page_from_full(kl_heap_t *heap, kl_page_t *page) {
   q_remove(&heap->full, page);
-  page->in_full = 0;
+  page->used &= ~KL_USED_FULL;
   kl_page_queue_t *q = &heap->queues[page->class_idx];
   q_push_back(q, page);
   if (q->first == page) direct_update(heap, page->class_idx);
@@ -187,7 +187,7 @@ static void abandon_queue(kl_page_queue_t *q) {
   while (page != NULL) {
     kl_page_t *next = page->next;
     page->next = page->prev = NULL;
-    page->in_full = 0;
+    page->used &= ~KL_USED_FULL;
     kl_page_collect(page);
     atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
     if (page->used == 0) kl_segment_page_free(page);
@@ -246,7 +246,7 @@ bool kl_heap_is_valid(const kl_heap_t *heap) {
   for (unsigned c = 0; c < KL_CLASS_COUNT; c++) {
     const kl_page_t *prev = NULL;
     for (const kl_page_t *p = heap->queues[c].first; p; prev = p, p = p->next) {
-      if (p->class_idx != c || p->in_full || p->prev != prev || !p->in_use) return false;
+      if (p->class_idx != c || kl_page_in_full(p) || p->prev != prev || !p->in_use) return false;
       if (kl_load_relaxed(&p->heap) != heap || !kl_page_is_valid(p)) return false;
     }
     if (heap->queues[c].last != prev) return false;
@@ -256,7 +256,7 @@ bool kl_heap_is_valid(const kl_heap_t *heap) {
     }
   }
   for (const kl_page_t *p = heap->full.first; p; p = p->next) {
-    if (!p->in_full || !kl_page_is_valid(p)) return false;
+    if (!kl_page_in_full(p) || !kl_page_is_valid(p)) return false;
   }
   for (const kl_segment_t *s = heap->segments; s; s = s->next) {
     if (s->heap != heap || !kl_segment_is_valid(s)) return false;
@@ -317,7 +317,7 @@ static void destroy_queue(kl_heap_t *heap, kl_page_queue_t *q) {
     kl_page_t *next = page->next;
     /* Count the blocks that die with the page as freed (statistics). */
     kl_page_collect(page);
-    heap->counters.frees[page->class_idx] += page->used;
+    heap->counters.frees[page->class_idx] += kl_page_used(page);
     page->next = page->prev = NULL;
     kl_segment_page_free(page);
     page = next;
@@ -386,7 +386,7 @@ kl_public bool keel_heap_contains(const keel_heap_t *h, const void *p) {
   size_t off = (size_t)((const uint8_t *)p - page->start);
   if (!page->in_use || kl_load_relaxed(&page->heap) != heap) return false;
   if (!kl_page_has_block(page, off)) return false;
-  return ((const kl_block_t *)p)->freed != (page->free_key ^ (uintptr_t)p);
+  return ((const kl_block_t *)p)->freed != kl_block_mark(page);
 }
 
 static bool visit_queue(kl_page_queue_t *q, bool (*visit)(void *, size_t, void *), void *arg) {
@@ -404,7 +404,7 @@ static bool visit_queue(kl_page_queue_t *q, bool (*visit)(void *, size_t, void *
       /* Freed but in no list of the page: in another thread's foreign
        * cache (free.c). The mark says so. */
       kl_block_t *b = (kl_block_t *)(page->start + (size_t)i * page->block_size);
-      if (KL_FOREIGN && b->freed == (page->free_key ^ (uintptr_t)b)) continue;
+      if (KL_FOREIGN && b->freed == kl_block_mark(page)) continue;
       if (!visit(b, page->block_size, arg)) return false;
     }
   }

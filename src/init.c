@@ -9,7 +9,6 @@
 #include "internal/internal.h"
 
 kl_prim_info_t kl_os = { .page_size = 4096 };
-uintptr_t kl_free_key_base = 0x5bd1e995u;   /* replaced by a random value at start */
 
 /* 0: not started, 1: one thread initializing, 2: done. */
 static _Atomic(int) init_state;
@@ -23,7 +22,6 @@ bool kl_process_init(void) {
     kl_prim_info_t info;
     kl_prim_init(&info);
     kl_os = info;
-    kl_free_key_base = (uintptr_t)kl_prim_random();
     kl_options_init();
 #if KL_CHECKED
     kl_assert(kl_direct_class_ok());

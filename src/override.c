@@ -8,7 +8,17 @@
  * entries and `__posix_memalign`, the BSD/C23 extras (reallocarray,
  * free_sized, free_aligned_sized) and glibc's introspection calls
  * (mallinfo, mallinfo2, malloc_stats, malloc_info, malloc_trim, mallopt),
- * so that nothing in a program or in libc.a needs glibc's malloc.o. */
+ * so that nothing in a program or in libc.a needs glibc's malloc.o.
+ *
+ * malloc and free are the fast paths themselves: this object compiles
+ * alloc.c and free.c in (CMakeLists.txt builds them on their own only
+ * without the override), so the two expand them inline rather than jump
+ * to kl_malloc and kl_free (one instruction less per call; the debug
+ * build wraps them instead). Not aliases: a tool that replaces malloc and
+ * free by address (valgrind) would then also take over keel's own calls
+ * to kl_malloc and kl_free, and hand keel blocks that are not its own. */
+#include "alloc.c"
+#include "free.c"
 #include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
@@ -47,8 +57,13 @@ static void free_sized_counted(void *p, const char *who) {
   KL_FREE(p, who);
 }
 
+#if KL_DEBUG
 KL_API void *malloc(size_t size) { return KL_MALLOC(size); }
 KL_API void  free(void *p) { KL_FREE(p, "free"); }
+#else
+KL_API void *malloc(size_t size) { return heap_malloc(kl_heap_get(), size); }
+KL_API void  free(void *p) { free_fast(p); }
+#endif
 KL_API void *calloc(size_t n, size_t size) { return KL_CALLOC(n, size); }
 KL_API void *realloc(void *p, size_t size) { return realloc_counted(p, size, KL_CALL_REALLOC, "realloc"); }
 KL_API void  cfree(void *p) { KL_FREE(p, "cfree"); }

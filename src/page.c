@@ -37,7 +37,6 @@ void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t
   page->used = 0;
   page->free = page->local_free = NULL;
   page->div_magic = kl_div_magic(block_size);
-  page->free_key = kl_free_key_base ^ ((uintptr_t)page->start * 0x9e3779b97f4a7c15ull);
 #if KL_SECURE
   page->list_key = (uintptr_t)kl_prim_random() & ~(uintptr_t)15;
 #endif
@@ -106,7 +105,7 @@ void kl_page_collect(kl_page_t *page) {
         kl_block_set_next(page, tail, page->free);
       }
       page->free = head;
-      kl_assert(n != 0 && page->used >= n);
+      kl_assert(n != 0 && kl_page_used(page) >= n);
       page->used -= n;
     }
   }
@@ -126,8 +125,8 @@ void kl_page_collect(kl_page_t *page) {
  * class (a program that allocates and frees one block in a loop would
  * otherwise take and return a page every time); else return it. */
 void kl_page_retire(kl_heap_t *heap, kl_page_t *page) {
-  kl_assert(page->used == 0);
-  if (page->in_full) kl_heap_page_from_full(heap, page);
+  kl_assert(kl_page_used(page) == 0);
+  if (kl_page_in_full(page)) kl_heap_page_from_full(heap, page);
   if (kl_page_is_sole(page)) return;
   kl_heap_queue_remove(heap, page);
   kl_segment_page_free(page);
@@ -290,8 +289,8 @@ static bool list_is_valid(const kl_page_t *page, const kl_block_t *b, uint32_t *
 
 bool kl_page_is_valid(const kl_page_t *page) {
   if (!page->in_use) return true;
-  if (page->capacity > page->reserved || page->used > page->capacity) return false;
+  if (page->capacity > page->reserved || kl_page_used(page) > page->capacity) return false;
   uint32_t n = 0;
   if (!list_is_valid(page, page->free, &n) || !list_is_valid(page, page->local_free, &n)) return false;
-  return n + page->used == page->capacity;
+  return n + kl_page_used(page) == page->capacity;
 }

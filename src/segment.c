@@ -447,7 +447,6 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   kl_prim_protect((uint8_t *)seg + KL_SEGMENT_HEADER, KL_GUARD);   /* off leaves room for it */
   kl_prim_protect(page->start + page->block_size, KL_GUARD);       /* right after the block */
 #endif
-  page->free_key = kl_free_key_base ^ ((uintptr_t)page->start * 0x9e3779b97f4a7c15ull);
   page->capacity = page->reserved = page->used = 1;
   kl_segmap_set(seg, off >= KL_SEGMENT_SIZE);
   atomic_fetch_add_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);
@@ -654,7 +653,7 @@ static void adopt(kl_heap_t *heap, kl_segment_t *seg) {
     if (!page->in_use) continue;
     /* Relaxed: the heap pointer only steers a hint (has_delayed). */
     atomic_store_explicit(&page->heap, heap, memory_order_relaxed);
-    page->in_full = 0;
+    page->used &= ~KL_USED_FULL;
     kl_page_collect(page);
     /* Every block came back meanwhile: free the page the normal way, so
      * its dirty memory is scheduled for purging like any other (a page

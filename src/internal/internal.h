@@ -96,6 +96,16 @@ kl_inline uint64_t kl_div_magic(size_t d) {
 kl_inline bool kl_page_has_block(const kl_page_t *page, size_t off) {
   return off * page->div_magic < __atomic_load_n(&page->block_limit, __ATOMIC_RELAXED);
 }
+/* The same test by the page's owner, the only thread that writes
+ * block_limit: a plain load, which the compiler folds into the compare. */
+kl_inline bool kl_page_has_block_owned(const kl_page_t *page, size_t off) {
+  return off * page->div_magic < page->block_limit;
+}
+
+/* A freed block's mark (kl_block_s): the address of its page's descriptor.
+ * Free has it in a register already, and no program holds it by accident:
+ * it lies in the segment header, where no block starts. */
+kl_inline uintptr_t kl_block_mark(const kl_page_t *page) { return (uintptr_t)page; }
 
 /* ---- free-list links. The secure build stores each link XOR the page's
  * list_key: a link overwritten by an overflow decodes to an address outside
@@ -186,6 +196,8 @@ kl_hidden void kl_page_retire(kl_heap_t *heap, kl_page_t *page);
 /* A page in its class queue (not parked as full) that is the queue's only
  * page: kl_page_retire keeps such a page when it empties, and free answers
  * that case without the call. */
+kl_inline uint32_t kl_page_used(const kl_page_t *page) { return page->used & ~KL_USED_FULL; }
+kl_inline bool kl_page_in_full(const kl_page_t *page) { return (page->used & KL_USED_FULL) != 0; }
 kl_inline bool kl_page_is_sole(const kl_page_t *page) {
   return ((uintptr_t)page->prev | (uintptr_t)page->next) == 0;   /* one test: free's emptying path */
 }
@@ -214,7 +226,6 @@ kl_hidden void kl_foreign_flush_all(kl_heap_t *heap);
 /* ---- init.c */
 kl_hidden bool kl_process_init(void);   /* idempotent; false if unusable */
 extern kl_prim_info_t kl_os kl_hidden;
-extern uintptr_t kl_free_key_base kl_hidden;
 
 /* ---- options.c */
 typedef enum { KL_OPT_ON_ERROR_WARN, KL_OPT_VERBOSE, KL_OPT_SHOW_STATS, KL_OPT_PURGE_DELAY,

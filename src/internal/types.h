@@ -70,10 +70,12 @@ typedef struct kl_segment_s kl_segment_t;
 typedef struct kl_heap_s    kl_heap_t;
 
 /* A free block. Every block is at least 16 bytes, so the second word can
- * mark it freed: free() stores page->free_key ^ address there and refuses a
- * block that already carries the mark (a double free); malloc clears it
- * when it hands the block out. A program cannot produce the mark by
- * accident: the key is random per process and per page. */
+ * mark it freed: free() stores the mark, the address of the block's page
+ * descriptor (kl_block_mark), there and refuses a block that already
+ * carries it (a double free); malloc clears it when it hands the block
+ * out. A program cannot produce the mark by accident: the descriptor lies
+ * in the segment header, where no block starts, so no pointer a program
+ * got from keel points there. */
 struct kl_block_s { kl_block_t *next; uintptr_t freed; };
 
 /* xthread_free's fields (kl_page_s). A page holds at most 4096 blocks
@@ -81,6 +83,8 @@ struct kl_block_s { kl_block_t *next; uintptr_t freed; };
 #define KL_XF_COUNT_SHIFT 48
 #define KL_XF_ONE         ((uintptr_t)1 << KL_XF_COUNT_SHIFT)
 #define KL_XF_PTR         ((KL_XF_ONE - 1) & ~(uintptr_t)15)
+
+#define KL_USED_FULL      ((uint32_t)1 << 31)   /* kl_page_s.used: parked in heap->full */
 
 /* A page: blocks of one size. Two cache lines, split by who touches them:
  * the first is read by every free, local or remote, and written only when
@@ -90,7 +94,11 @@ struct kl_block_s { kl_block_t *next; uintptr_t freed; };
  * here the split measured neither faster nor slower; the line traffic it
  * avoids grows with the number of cores freeing into one page.)
  * Invariant: used == blocks handed out - local frees - collected remote
- * frees, so used == 0 means every block is back (no remote free pending). */
+ * frees, so used == 0 means every block is back (no remote free pending).
+ * Bit 31 of the field (KL_USED_FULL) says the page is parked in its heap's
+ * full list: the field is then negative as an int32, and free's one
+ * decrement-and-branch (kl_dec_le0) catches both a page that empties and a
+ * parked page that got a block back. kl_page_used masks the bit off. */
 struct __attribute__((aligned(64))) kl_page_s {
   /* ---- line 1: read-mostly. free() validates a pointer with start,
    * div_magic and block_limit: (p - start) * div_magic < block_limit iff p
@@ -99,7 +107,6 @@ struct __attribute__((aligned(64))) kl_page_s {
   uint64_t    block_limit;      /* capacity * (block_size * div_magic); grows while other
                                  * threads read it: relaxed atomics */
   uint64_t    div_magic;        /* 2^64 / block_size + 1, rounded down (kl_div_magic) */
-  uintptr_t   free_key;         /* the double-free mark's key (see kl_block_s) */
   uintptr_t   list_key;         /* secure build: free-list links are XORed with it */
   size_t      block_size;       /* huge: usable bytes of the one block */
   _Atomic(kl_heap_t *) heap;    /* owner heap; NULL while abandoned */
@@ -113,7 +120,6 @@ struct __attribute__((aligned(64))) kl_page_s {
   kl_block_t *free;             /* allocation pops here (owner only) */
   kl_block_t *local_free;       /* the owner's frees (owner only) */
   uint32_t    used;             /* see invariant above (owner only) */
-  uint8_t     in_full;          /* parked in heap->full (owner only) */
   bool        is_purged;        /* not in use, memory given back to the OS */
   uint32_t    capacity;         /* blocks carved so far */
   uint32_t    reserved;         /* blocks that fit */

@@ -2,15 +2,17 @@
  *
  * Fast path budget (x86-64, gcc -O2), a block freed by its owner thread
  * into the segment of its last free (kl_heap_s.seg_cache, the common case):
- *   TLS load of the heap, mask to the segment, compare with the cache; the
- *   page from the segment's page map (shift, mask, load), interior-pointer
- *   test (subtract, multiply, compare: kl_page_has_block), double-free mark
+ *   TLS load of the heap, xor with the cached segment (one operation is
+ *   both the "in this segment?" test and the offset in it: free_fast); the
+ *   page from the cached page map (shift, load), interior-pointer test
+ *   (subtract, multiply, compare: kl_page_has_block), double-free mark
  *   (compare, store: the mark is the page descriptor's address, already in
  *   a register), push on local_free, count, and one decrement-and-branch on
- *   used that also catches a page parked full (KL_USED_FULL) — 26
+ *   used that also catches a page parked full (KL_USED_FULL) — 25
  *   instructions with the return, no atomics; when the page empties and is
  *   its class's only one (a block allocated and freed in a loop), 6 more
- *   and still no call. free is this same code, inline (override.c). The cache answers what the
+ *   and still no call. free is this same code, inline (override.c). The
+ *   cache answers what the
  *   segment map and the owner test would (the segment is keel's, live, and
  *   this thread's: see kl_heap_s); any other pointer takes free_lookup,
  *   which asks the map (shift, bounds test, byte load, compare) and then
@@ -169,24 +171,29 @@ static kl_noinline void free_bad(const void *p, const char *what) {
   kl_error_bad_pointer("free", p, what);
 }
 
-/* Is b a block of `page` to take back? The checks of the default build
- * (KL_FREE_CHECKS): the start of a carved block, not already freed; then
- * it is marked freed. `owned`: this thread owns the page (a plain load of
- * block_limit). */
-kl_inline bool free_check(kl_page_t *page, kl_block_t *b, bool owned) {
+/* The second check of the default build (KL_FREE_CHECKS), on a block
+ * start: not already freed; then b is marked freed. */
+kl_inline bool free_mark(kl_page_t *page, kl_block_t *b) {
 #if KL_FREE_CHECKS
-  size_t off = (size_t)((uint8_t *)b - page->start);
-  if (kl_unlikely(owned ? !kl_page_has_block_owned(page, off) : !kl_page_has_block(page, off))) {
-    free_bad(b, "not the start of a keel block (interior or stale pointer)");
-    return false;
-  }
   uintptr_t mark = kl_block_mark(page);
   if (kl_unlikely(b->freed == mark)) { free_bad(b, "double free"); return false; }
   b->freed = mark;
 #else
-  (void)page; (void)b; (void)owned;
+  (void)page; (void)b;
 #endif
   return true;
+}
+
+/* Is b, of a page another thread may own, a block to take back: the start
+ * of a carved block, and not already freed? */
+kl_inline bool free_check(kl_page_t *page, kl_block_t *b) {
+#if KL_FREE_CHECKS
+  if (kl_unlikely(!kl_page_has_block(page, (size_t)((uint8_t *)b - page->start)))) {
+    free_bad(b, "not the start of a keel block (interior or stale pointer)");
+    return false;
+  }
+#endif
+  return free_mark(page, b);
 }
 
 /* The owner's free: push on local_free, count on `heap` (the page's). */
@@ -206,7 +213,7 @@ kl_inline void free_local(kl_heap_t *heap, kl_page_t *page, kl_block_t *b) {
 kl_inline void kl_free_at(kl_segment_t *seg, void *p) {
   kl_page_t *page = kl_segment_page_of(seg, p);
   kl_block_t *b = (kl_block_t *)p;
-  if (!free_check(page, b, false)) return;
+  if (!free_check(page, b)) return;
   if (kl_likely(kl_load_relaxed(&seg->thread_id) == kl_prim_thread_id())) {
     /* The owner heap from the page: a first-class heap's, or the default
      * heap's (relaxed: only we write it). A default heap's segment becomes
@@ -214,7 +221,7 @@ kl_inline void kl_free_at(kl_segment_t *seg, void *p) {
      * the segment map and this test. (A huge block's segment has no owner,
      * thread_id 0: it never gets here.) */
     kl_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
-    if (heap == kl_heap_get()) heap->seg_cache = seg;
+    if (heap == kl_heap_get()) kl_heap_set_seg_cache(heap, seg);
     free_local(heap, page, b);
   } else {
     free_not_owner(seg, page, b);
@@ -237,13 +244,26 @@ static kl_noinline void free_lookup(void *p) {
 /* The fast path: a pointer into the segment of this thread's last own
  * free is a local free into the thread's default heap; the segment map and
  * the owner test are already answered (kl_heap_s.seg_cache). Inline in
- * kl_free and in override.c's free. */
+ * kl_free and in override.c's free.
+ * Segments are 4 MiB-aligned, so p ^ seg_cache is below 4 MiB exactly when
+ * p lies in that segment, and is then p's offset in it: one xor is both the
+ * test and the offset that finds the page (seg_cache_map) and the offset
+ * in the page. With no segment cached (KL_SEG_NONE, 1), pointers below
+ * 4 MiB (NULL among them) pass the test, and seg_cache_map's empty pages,
+ * which hold no block, send them to free_lookup like any other miss. */
 kl_inline void free_fast(void *p) {
   kl_heap_t *heap = kl_heap_get();
-  kl_segment_t *seg = (kl_segment_t *)((uintptr_t)p & ~(uintptr_t)(KL_SEGMENT_SIZE - 1));
-  if (kl_likely(seg == heap->seg_cache)) {
-    kl_page_t *page = kl_segment_page_of(seg, p);
-    if (kl_likely(free_check(page, (kl_block_t *)p, true))) free_local(heap, page, (kl_block_t *)p);
+  size_t off = (uintptr_t)p ^ (uintptr_t)heap->seg_cache;
+  if (kl_likely(off < KL_SEGMENT_SIZE)) {
+    kl_page_t *page = heap->seg_cache_map[off >> KL_SMALL_PAGE_SHIFT];
+    /* The owner is the only writer of block_limit: a plain load. A block
+     * that fails goes to free_lookup, which reports what it is. */
+#if KL_FREE_CHECKS
+    if (kl_unlikely(!kl_page_has_block_owned(page, off - page->start_off))) { free_lookup(p); return; }
+#else
+    if (kl_unlikely(page == &kl_page_empty)) { free_lookup(p); return; }
+#endif
+    if (kl_likely(free_mark(page, (kl_block_t *)p))) free_local(heap, page, (kl_block_t *)p);
     return;
   }
   free_lookup(p);

@@ -14,10 +14,12 @@
 #include <string.h>
 #include "internal/internal.h"
 
-const kl_page_t kl_page_empty;  /* free == NULL: every lookup misses */
+const kl_page_t kl_page_empty;  /* free == NULL: every lookup misses; block_limit 0: holds no block */
+kl_page_t *const kl_page_map_empty[KL_MAX_PAGES] = { [0 ... KL_MAX_PAGES - 1] = (kl_page_t *)&kl_page_empty };
 kl_heap_t kl_heap_empty = {
   .pages_direct = { [0 ... KL_DIRECT_COUNT - 1] = (kl_page_t *)&kl_page_empty },
   .seg_cache = KL_SEG_NONE,
+  .seg_cache_map = kl_page_map_empty,
 };
 __thread kl_heap_t *kl_heap_tls __attribute__((tls_model("initial-exec"))) = &kl_heap_empty;
 __thread bool kl_heap_exited __attribute__((tls_model("initial-exec")));
@@ -170,7 +172,7 @@ kl_heap_t *kl_heap_init_thread(void) {
   kl_store_relaxed(&heap->has_delayed, 0);
   atomic_fetch_add_explicit(&kl_os_stats.threads, 1, memory_order_relaxed);
   for (size_t i = 0; i < KL_DIRECT_COUNT; i++) heap->pages_direct[i] = (kl_page_t *)&kl_page_empty;
-  heap->seg_cache = KL_SEG_NONE;
+  kl_heap_set_seg_cache(heap, KL_SEG_NONE);
   heap->thread_id = kl_prim_thread_id();
   kl_heap_tls = heap;
   /* After kl_heap_tls is set: if the C library allocates while registering
@@ -215,7 +217,7 @@ static void abandon_heap(kl_heap_t *heap) {
   }
   heap->segments = NULL;
   heap->free_segs[0] = heap->free_segs[1] = NULL;
-  heap->seg_cache = KL_SEG_NONE;
+  kl_heap_set_seg_cache(heap, KL_SEG_NONE);
   heap->purge_next = 0;
   kl_stats_sample(heap);
   kl_store_relaxed(&heap->has_delayed, 0);
@@ -299,7 +301,7 @@ kl_public keel_heap_t *keel_heap_new(void) {
   memset(heap, 0, offsetof(kl_heap_t, all_next));
   kl_store_relaxed(&heap->has_delayed, 0);   /* see kl_heap_init_thread */
   for (size_t i = 0; i < KL_DIRECT_COUNT; i++) heap->pages_direct[i] = (kl_page_t *)&kl_page_empty;
-  heap->seg_cache = KL_SEG_NONE;   /* unused: free's cache is the default heap's */
+  kl_heap_set_seg_cache(heap, KL_SEG_NONE);   /* unused: free's cache is the default heap's */
   heap->thread_id = def->thread_id;
   heap->is_user = true;
   heap->parent = def;

@@ -141,6 +141,7 @@ static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
   kl_segment_t *seg = (kl_segment_t *)kl_align_down((uintptr_t)page, KL_SEGMENT_SIZE);
   size_t area;
   page->start = kl_page_area(seg, page, &area);
+  page->start_off = (size_t)(page->start - (uint8_t *)seg);
   kl_page_init(page, bs, c, area);
 #if KL_DEBUG
   memset(page->start, 0, area);   /* no old fill pattern may look like a freed block */

@@ -271,7 +271,7 @@ static kl_segment_t *segment_new(kl_heap_t *heap, kl_segkind_t kind) {
 }
 
 static void segment_free(kl_heap_t *heap, kl_segment_t *seg) {
-  if (heap->seg_cache == seg) heap->seg_cache = KL_SEG_NONE;   /* see kl_heap_s */
+  if (heap->seg_cache == seg) kl_heap_set_seg_cache(heap, KL_SEG_NONE);   /* see kl_heap_s */
   for (uint32_t i = 0; i < seg->page_count; i++) {   /* the segment is accounted whole again */
     if (!seg->pages[i].is_purged) continue;
     size_t size;
@@ -441,6 +441,7 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   kl_page_t *page = &seg->pages[0];
   page->in_use = 1;
   page->start = (uint8_t *)seg + off;
+  page->start_off = off;
   page->block_size = 0;
   huge_set_block(seg, kl_align_up(off + (size ? size : 1), kl_os.page_size) - off);   /* never 0: it divides */
 #if KL_SECURE

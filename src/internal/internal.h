@@ -24,7 +24,13 @@ kl_inline void kl_unlock(_Atomic(int) *lock) { kl_store_release(lock, 0); }
 extern __thread kl_heap_t *kl_heap_tls __attribute__((tls_model("initial-exec"))) kl_hidden;
 extern kl_heap_t kl_heap_empty kl_hidden;
 extern const kl_page_t kl_page_empty kl_hidden;
+extern kl_page_t *const kl_page_map_empty[KL_MAX_PAGES] kl_hidden;   /* every entry: kl_page_empty */
 kl_inline kl_heap_t *kl_heap_get(void) { return kl_heap_tls; }
+/* Point free's segment cache (kl_heap_s.seg_cache) at seg, or KL_SEG_NONE. */
+kl_inline void kl_heap_set_seg_cache(kl_heap_t *heap, kl_segment_t *seg) {
+  heap->seg_cache = seg;
+  heap->seg_cache_map = seg == KL_SEG_NONE ? kl_page_map_empty : seg->page_map;
+}
 /* Set once the thread's exit hook has run: a free after it (the C library
  * frees its per-thread buffers after the key destructors) must not set up
  * a heap that nothing would tear down again (free.c). */

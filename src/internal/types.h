@@ -104,6 +104,7 @@ struct __attribute__((aligned(64))) kl_page_s {
    * div_magic and block_limit: (p - start) * div_magic < block_limit iff p
    * starts a carved block (kl_page_has_block). */
   uint8_t    *start;            /* first block */
+  size_t      start_off;        /* start - its segment: free's fast path has the offset in the segment */
   uint64_t    block_limit;      /* capacity * (block_size * div_magic); grows while other
                                  * threads read it: relaxed atomics */
   uint64_t    div_magic;        /* 2^64 / block_size + 1, rounded down (kl_div_magic) */
@@ -216,8 +217,10 @@ struct kl_heap_s {
    * local free without the segment map and the owner test. Only a default
    * heap's own small or medium segments go here, and segment_free and
    * abandonment clear it, so a hit is always a live segment this thread
-   * owns. */
+   * owns. seg_cache_map is its page map, or kl_page_map_empty (whose pages
+   * hold no block) for KL_SEG_NONE: set both with kl_heap_set_seg_cache. */
   kl_segment_t   *seg_cache;
+  kl_page_t     *const *seg_cache_map;
   kl_page_queue_t queues[KL_CLASS_COUNT];
   kl_page_queue_t full;
   uintptr_t       thread_id;

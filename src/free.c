@@ -10,7 +10,7 @@
  *   a register), push on local_free, count, and one decrement-and-branch on
  *   used that also catches a page parked full (KL_USED_FULL) — 25
  *   instructions with the return, no atomics; when the page empties and is
- *   its class's only one (a block allocated and freed in a loop), 6 more
+ *   its class's only one (a block allocated and freed in a loop), 5 more
  *   and still no call. free is this same code, inline (override.c). The
  *   cache answers what the
  *   segment map and the owner test would (the segment is keel's, live, and
@@ -206,7 +206,8 @@ kl_inline void free_local(kl_heap_t *heap, kl_page_t *page, kl_block_t *b) {
    * answered here without the call, because a program that allocates and
    * frees one block in a loop empties that page on every free. */
   if (kl_unlikely(kl_dec_le0(&page->used))) {
-    if (page->used != 0 || !kl_page_is_sole(page)) free_local_slow(page);
+    /* Not (emptied and sole), in one test: kl_page_is_sole's or with used. */
+    if (((uintptr_t)page->prev | (uintptr_t)page->next | page->used) != 0) free_local_slow(page);
   }
 }
 

@@ -28,9 +28,15 @@ static inline size_t kl_align_up(size_t x, size_t a) { return (x + a - 1) & ~(a 
 static inline uintptr_t kl_align_down(uintptr_t x, size_t a) { return x & ~(uintptr_t)(a - 1); }
 /* --*n, and whether the result is zero or negative as a signed 32-bit
  * value. On x86-64 this is one subtract and one branch on its flags; gcc
- * would test the result again (two more instructions on free's path). */
+ * would test the result again (two more instructions on free's path).
+ * asm goto with an output needs gcc 11 or clang 11; older compilers get
+ * the plain C. */
+#if defined(__x86_64__) && ((defined(__clang__) && __clang_major__ >= 11) || \
+                            (!defined(__clang__) && defined(__GNUC__) && __GNUC__ >= 11))
+#define KL_ASM_GOTO_OUTPUT 1
+#endif
 static inline __attribute__((always_inline)) bool kl_dec_le0(uint32_t *n) {
-#if defined(__x86_64__) && defined(__GNUC__)
+#if defined(KL_ASM_GOTO_OUTPUT)
   __asm__ goto("subl $1, %0\n\tjle %l[le0]" : "+m"(*n) : : "cc" : le0);
   return false;
 le0:

@@ -129,7 +129,28 @@ static void *realloc_in(kl_heap_t *heap, void *p, size_t size, const char *who) 
   return q;
 }
 
-void *kl_realloc(void *p, size_t size, const char *who) { return realloc_in(kl_heap_get(), p, size, who); }
+/* realloc's common case: p stays where it is. When p is in the segment of
+ * this thread's last own free (free_fast's test and lookup), a live block
+ * that still fits its class without wasting half of it is the answer, with
+ * no segment map lookup and no call; anything else, errors included, is
+ * realloc_in's (NULL here). kbench realloc under callgrind: 71% of calls
+ * end here; realloc's own instructions 9.4M -> 5.6M, the program's 99.2M
+ * -> 95.5M (scale 2). */
+kl_inline void *realloc_in_place(kl_heap_t *heap, void *p, size_t size) {
+  size_t off = (uintptr_t)p ^ (uintptr_t)heap->seg_cache;
+  if (off >= KL_SEGMENT_SIZE) return NULL;
+  kl_page_t *page = heap->seg_cache_map[off >> KL_SMALL_PAGE_SHIFT];
+  if (!kl_page_has_block_owned(page, off - page->start_off)) return NULL;
+  if (((kl_block_t *)p)->freed == kl_block_mark(page)) return NULL;
+  size_t usable = page->block_size;
+  return size <= usable && size >= usable / 2 && size != 0 ? p : NULL;
+}
+
+void *kl_realloc(void *p, size_t size, const char *who) {
+  kl_heap_t *heap = kl_heap_get();
+  void *q = realloc_in_place(heap, p, size);
+  return q != NULL ? q : realloc_in(heap, p, size, who);
+}
 
 /* ---- keel_* API ---------------------------------------------------------- */
 

@@ -171,10 +171,15 @@ static kl_noinline void free_bad(const void *p, const char *what) {
   kl_error_bad_pointer("free", p, what);
 }
 
-/* The second check of the default build (KL_FREE_CHECKS), on a block
- * start: not already freed; then b is marked freed. */
-kl_inline bool free_mark(kl_page_t *page, kl_block_t *b) {
+/* Is b, of a page another thread may own, a block to take back? The checks
+ * of the default build (KL_FREE_CHECKS): a carved block's start, not
+ * already freed; then it is marked freed. */
+kl_inline bool free_check(kl_page_t *page, kl_block_t *b) {
 #if KL_FREE_CHECKS
+  if (kl_unlikely(!kl_page_has_block(page, (size_t)((uint8_t *)b - page->start)))) {
+    free_bad(b, "not the start of a keel block (interior or stale pointer)");
+    return false;
+  }
   uintptr_t mark = kl_block_mark(page);
   if (kl_unlikely(b->freed == mark)) { free_bad(b, "double free"); return false; }
   b->freed = mark;
@@ -182,18 +187,6 @@ kl_inline bool free_mark(kl_page_t *page, kl_block_t *b) {
   (void)page; (void)b;
 #endif
   return true;
-}
-
-/* Is b, of a page another thread may own, a block to take back: the start
- * of a carved block, and not already freed? */
-kl_inline bool free_check(kl_page_t *page, kl_block_t *b) {
-#if KL_FREE_CHECKS
-  if (kl_unlikely(!kl_page_has_block(page, (size_t)((uint8_t *)b - page->start)))) {
-    free_bad(b, "not the start of a keel block (interior or stale pointer)");
-    return false;
-  }
-#endif
-  return free_mark(page, b);
 }
 
 /* The owner's free: push on local_free, count on `heap` (the page's). */
@@ -242,31 +235,28 @@ static kl_noinline void free_lookup(void *p) {
   kl_free_at((kl_segment_t *)((uintptr_t)p & ~(uintptr_t)(KL_SEGMENT_SIZE - 1)), p);
 }
 
-/* The fast path: a pointer into the segment of this thread's last own
+/* The fast path: a live block in the segment of this thread's last own
  * free is a local free into the thread's default heap; the segment map and
- * the owner test are already answered (kl_heap_s.seg_cache). Inline in
- * kl_free and in override.c's free.
- * Segments are 4 MiB-aligned, so p ^ seg_cache is below 4 MiB exactly when
- * p lies in that segment, and is then p's offset in it: one xor is both the
- * test and the offset that finds the page (seg_cache_map) and the offset
- * in the page. With no segment cached (KL_SEG_NONE, 1), pointers below
- * 4 MiB (NULL among them) pass the test, and seg_cache_map's empty pages,
- * which hold no block, send them to free_lookup like any other miss. */
+ * the owner test are already answered (kl_heap_s.seg_cache). Anything
+ * else, a double free or a bad pointer included, takes free_lookup, which
+ * reports what it is. Inline in kl_free and in override.c's free. */
 kl_inline void free_fast(void *p) {
   kl_heap_t *heap = kl_heap_get();
+#if KL_FREE_CHECKS
+  kl_page_t *page = kl_cached_live_page(heap, p);
+  if (kl_likely(page != NULL)) {
+    ((kl_block_t *)p)->freed = kl_block_mark(page);
+    free_local(heap, page, (kl_block_t *)p);
+    return;
+  }
+#else
+  /* No checks: the cached segment's page, if p is in it (not NULL's). */
   size_t off = (uintptr_t)p ^ (uintptr_t)heap->seg_cache;
   if (kl_likely(off < KL_SEGMENT_SIZE)) {
     kl_page_t *page = heap->seg_cache_map[off >> KL_SMALL_PAGE_SHIFT];
-    /* The owner is the only writer of block_limit: a plain load. A block
-     * that fails goes to free_lookup, which reports what it is. */
-#if KL_FREE_CHECKS
-    if (kl_unlikely(!kl_page_has_block_owned(page, off - page->start_off))) { free_lookup(p); return; }
-#else
-    if (kl_unlikely(page == &kl_page_empty)) { free_lookup(p); return; }
-#endif
-    if (kl_likely(free_mark(page, (kl_block_t *)p))) free_local(heap, page, (kl_block_t *)p);
-    return;
+    if (kl_likely(page != &kl_page_empty)) { free_local(heap, page, (kl_block_t *)p); return; }
   }
+#endif
   free_lookup(p);
 }
 

@@ -113,6 +113,26 @@ kl_inline bool kl_page_has_block_owned(const kl_page_t *page, size_t off) {
  * it lies in the segment header, where no block starts. */
 kl_inline uintptr_t kl_block_mark(const kl_page_t *page) { return (uintptr_t)page; }
 
+/* The page of p when p is a live block in the segment of this thread's
+ * last own free (kl_heap_s.seg_cache), with no segment map and no call;
+ * NULL otherwise, which is no verdict: the caller takes its full path
+ * (free_lookup, kl_checked_page), which reports what p is.
+ * Segments are 4 MiB-aligned, so p ^ seg_cache is below 4 MiB exactly when
+ * p lies in that segment, and is then p's offset in it: one xor is both the
+ * test and the offset that finds the page (seg_cache_map) and the offset
+ * in the page. With no segment cached (KL_SEG_NONE, 1), pointers below
+ * 4 MiB (NULL among them) pass the test, and kl_page_map_empty's page,
+ * which holds no block, turns them away. The owner is the only writer of
+ * block_limit: a plain load (kl_page_has_block_owned). */
+kl_inline kl_page_t *kl_cached_live_page(kl_heap_t *heap, const void *p) {
+  size_t off = (uintptr_t)p ^ (uintptr_t)heap->seg_cache;
+  if (off >= KL_SEGMENT_SIZE) return NULL;
+  kl_page_t *page = heap->seg_cache_map[off >> KL_SMALL_PAGE_SHIFT];
+  if (!kl_page_has_block_owned(page, off - page->start_off)) return NULL;
+  if (((const kl_block_t *)p)->freed == kl_block_mark(page)) return NULL;
+  return page;
+}
+
 /* ---- free-list links. The secure build stores each link XOR the page's
  * list_key: a link overwritten by an overflow decodes to an address outside
  * the page, which is reported instead of followed. */

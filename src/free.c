@@ -3,7 +3,7 @@
  * Fast path budget (x86-64, gcc -O2), a block freed by its owner thread
  * into the segment of its last free (kl_heap_s.seg_cache, the common case):
  *   TLS load of the heap, xor with the cached segment (one operation is
- *   both the "in this segment?" test and the offset in it: free_fast); the
+ *   both the "in this segment?" test and the offset in it: kl_cached_live_page); the
  *   page from the cached page map (shift, load), interior-pointer test
  *   (subtract, multiply, compare: kl_page_has_block), double-free mark
  *   (compare, store: the mark is the page descriptor's address, already in

@@ -39,19 +39,21 @@ static kl_noinline void free_local_slow(kl_page_t *page) {
 /* Push the n blocks first..last, linked already, onto the page's remote
  * list. Release so the owner's acquire exchange sees the links. If bit 0
  * was set the owner parked the page as full; we cleared the bit with our
- * CAS, so we alone tell its heap. */
+ * CAS, so we alone tell its heap.
+ * The page is read only before the CAS: once the blocks are on the list
+ * the owner may take them, free the page and its segment (which may be
+ * unmapped), so the owner heap is loaded first. Relaxed: heap structs are
+ * never unmapped, and a stale one (the segment changed hands meanwhile)
+ * gets a harmless extra rescan; the new owner collects at adoption. */
 static void remote_push(kl_page_t *page, kl_block_t *first, kl_block_t *last, uintptr_t n) {
+  kl_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
   uintptr_t tf = kl_load_relaxed(&page->xthread_free);
   do {
     kl_block_set_next(page, last, (kl_block_t *)(tf & KL_XF_PTR));
   } while (!kl_cas_weak(&page->xthread_free, &tf,
                         (uintptr_t)first | ((tf & ~KL_XF_PTR & ~(uintptr_t)1) + n * KL_XF_ONE), memory_order_release));
-  if (tf & 1) {
-    /* Relaxed load: heap structs are never unmapped, a stale one gets a
-     * harmless extra rescan. Release store pairs with the owner's acquire. */
-    kl_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
-    if (heap != NULL) kl_store_release(&heap->has_delayed, 1);
-  }
+  /* Release pairs with the owner's acquire of has_delayed. */
+  if ((tf & 1) && heap != NULL) kl_store_release(&heap->has_delayed, 1);
 }
 
 #if KL_FOREIGN

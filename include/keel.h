@@ -98,15 +98,16 @@ KEEL_MALLOC_ATTR void *keel_heap_calloc(keel_heap_t *heap, size_t count, size_t 
 void *keel_heap_realloc(keel_heap_t *heap, void *p, size_t size);
 KEEL_MALLOC_ATTR void *keel_heap_aligned_alloc(keel_heap_t *heap, size_t alignment, size_t size);
 /* p is a live block of heap. For a thread's default heap, blocks above
- * 128 KiB are not tracked per thread: any live one counts; and a block of
- * up to 1 KiB that malloc reused after this thread freed it for another
- * thread stays that thread's (its memory never changes owner). */
+ * 256 KiB (128 KiB in the secure build) are not tracked per thread: any
+ * live one counts; and a block of up to 1 KiB that malloc reused after
+ * this thread freed it for another thread stays that thread's (its memory
+ * never changes owner). */
 bool  keel_heap_contains(const keel_heap_t *heap, const void *p);
 /* Calls visit(block, usable_size, arg) once per live block, until it
  * returns false. Returns false if a visit stopped it, true otherwise. The
  * visitor must not allocate from or free into the heap. On a default heap
- * it visits the blocks up to 128 KiB (larger ones are not tracked per
- * thread). */
+ * it visits the blocks up to 256 KiB (128 KiB in the secure build; larger
+ * ones are not tracked per thread). */
 bool  keel_heap_visit(keel_heap_t *heap, bool (*visit)(void *block, size_t size, void *arg), void *arg);
 /* The calling thread's own heap, where malloc allocates: usable with
  * keel_heap_malloc, _calloc, _realloc, _aligned_alloc, _contains and
@@ -167,7 +168,7 @@ typedef struct keel_stats_s {
   size_t calls_realloc;         /* realloc only (reallocarray: calls_reallocarray) */
   size_t calls_free;            /* free and cfree (free_sized: calls_free_sized) */
   size_t calls_aligned;         /* the sum of the five aligned members below */
-  size_t huge_blocks;           /* live blocks above 128 KiB (own mappings) */
+  size_t huge_blocks;           /* live blocks above 128 KiB */
   size_t threads_seen;          /* threads that ever allocated, or freed another thread's block */
   /* Whole segments (4 MiB, up to 64 pages each), not pages: */
   size_t segments_abandoned;    /* left by exiting threads */

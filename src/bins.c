@@ -3,16 +3,18 @@
  * multiple of 16, which gives every block glibc's 16-byte alignment.
  *   0..7   16, 32, ..., 128            (step 16)
  *   8..47  160, 192, 224, 256, 320 ... 131072  (step 2^(b-2) in [2^b, 2^(b+1)])
- * kl_size_class (internal.h) is the inverse, branch-light and table-free. */
+ *   48     262144: one block per medium page (KL_LARGE_CLASS, types.h)
+ * kl_size_class (internal.h) is the inverse up to 128 KiB, branch-light and
+ * table-free; kl_malloc_generic picks the large class itself. */
 #include "internal/internal.h"
 
 #define C4(b) ((1u << (b)) + (1u << ((b) - 2))), ((1u << (b)) + (2u << ((b) - 2))), \
               ((1u << (b)) + (3u << ((b) - 2))), (1u << ((b) + 1))
 const uint32_t kl_class_size[KL_CLASS_COUNT] = {
   16, 32, 48, 64, 80, 96, 112, 128,
-  C4(7), C4(8), C4(9), C4(10), C4(11), C4(12), C4(13), C4(14), C4(15), C4(16)
+  C4(7), C4(8), C4(9), C4(10), C4(11), C4(12), C4(13), C4(14), C4(15), C4(16), 262144
 };
-_Static_assert(KL_CLASS_COUNT == 8 + 10 * 4, "class table size");
+_Static_assert(KL_CLASS_COUNT == 8 + 10 * 4 + 1, "class table size");
 
 /* kl_size_class(16 * i) for the direct sizes (i = (size + 15) >> 4; 0 is
  * malloc(0), served by class 0): one load where the fast path's miss needs

@@ -136,7 +136,7 @@ void kl_page_retire(kl_heap_t *heap, kl_page_t *page) {
 static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
   size_t bs = kl_class_size[c];
   kl_segment_purge(heap, false);
-  kl_page_t *page = kl_segment_page_alloc(heap, bs <= KL_SMALL_MAX ? KL_SEG_SMALL : KL_SEG_MEDIUM);
+  kl_page_t *page = kl_segment_page_alloc(heap, bs <= KL_SMALL_MAX ? KL_SEG_SMALL : KL_SEG_MEDIUM, bs);
   if (page == NULL) return NULL;
   kl_segment_t *seg = (kl_segment_t *)kl_align_down((uintptr_t)page, KL_SEGMENT_SIZE);
   size_t area;
@@ -247,7 +247,10 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   if (kl_unlikely(kl_load_relaxed(&heap->has_delayed) != 0)) kl_heap_collect_delayed(heap);
   unsigned c;
   if (align > 16) c = align <= KL_ALIGNED_CLASS_MAX ? kl_aligned_class(size, align) : KL_CLASS_COUNT;
-  else c = size <= KL_MEDIUM_MAX ? kl_size_class(size) : KL_CLASS_COUNT;
+  else if (size <= KL_MEDIUM_MAX) c = kl_size_class(size);
+  /* calloc's large blocks stay huge: fresh OS memory needs no clearing,
+   * where a page's block would be cleared whole. */
+  else c = size <= KL_LARGE_MAX && !zero ? KL_LARGE_CLASS : KL_CLASS_COUNT;
   if (c >= KL_CLASS_COUNT) {
     void *p = kl_segment_huge_alloc(size, align < 16 ? 16 : align, zero);
     if (p != NULL && heap->is_user) kl_segment_huge_attach(heap, p);

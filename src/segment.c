@@ -284,17 +284,31 @@ static void segment_free(kl_heap_t *heap, kl_segment_t *seg) {
   segment_give(seg, seg->mapped_size);
 }
 
-kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind) {
+/* The first segment on the heap's free list with a free page that holds
+ * blocks of block_size: the first page, which the header shortens, does
+ * not hold the large class's. */
+static kl_segment_t *free_seg_for(kl_heap_t *heap, kl_segkind_t kind, bool skip_first) {
   kl_segment_t *seg = heap->free_segs[kind];
+  while (seg != NULL && skip_first && seg->used_pages == seg->page_count - 1 && !seg->pages[0].in_use)
+    seg = seg->fnext;
+  return seg;
+}
+
+kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t block_size) {
+  /* kl_page_area of a first page: the header and (secure) two guard pages less */
+  size_t first_area = ((size_t)1 << (kind == KL_SEG_SMALL ? KL_SMALL_PAGE_SHIFT : KL_MEDIUM_PAGE_SHIFT))
+                      - KL_SEGMENT_HEADER - 2 * KL_GUARD;
+  bool skip_first = block_size > first_area;
+  kl_segment_t *seg = free_seg_for(heap, kind, skip_first);
   if (seg == NULL) {
     if (!heap->is_user) kl_segment_reclaim(heap);   /* see page_find */
-    seg = heap->free_segs[kind];
+    seg = free_seg_for(heap, kind, skip_first);
     if (seg == NULL) seg = segment_new(heap, kind);
     if (seg == NULL) return NULL;
   }
   /* A dirty free page if the segment has one (no faults), else any. */
   kl_page_t *page = NULL;
-  for (uint32_t i = 0; i < seg->page_count; i++) {
+  for (uint32_t i = skip_first; i < seg->page_count; i++) {
     if (seg->pages[i].in_use) continue;
     if (page == NULL || (page->purge_at == 0 && seg->pages[i].purge_at != 0)) page = &seg->pages[i];
     if (page->purge_at != 0) break;

@@ -114,19 +114,27 @@ static void stats_get(keel_stats_t *out) {
     out->segments_abandoned += PEEK(c->segments_abandoned);
   }
   size_t total_allocs = 0, total_frees = 0;
+  _Static_assert(KL_LARGE_CLASS == KEEL_STATS_CLASSES && KL_CLASS_COUNT == KEEL_STATS_CLASSES + 1,
+                 "the large class is the one past the public table");
   for (unsigned i = 0; i < KL_CLASS_COUNT; i++) {
     frees[i] += kl_load_relaxed(&kl_os_stats.orphan_frees[i]);
     size_t live = allocs[i] > frees[i] ? allocs[i] - frees[i] : 0;
-    out->classes[i].block_size = kl_class_size[i];
-    out->classes[i].blocks_in_use = live;
-    out->classes[i].pages = kl_load_relaxed(&kl_os_stats.pages[i]);
+    if (i < KEEL_STATS_CLASSES) {
+      out->classes[i].block_size = kl_class_size[i];
+      out->classes[i].blocks_in_use = live;
+      out->classes[i].pages = kl_load_relaxed(&kl_os_stats.pages[i]);
+    } else {
+      /* The public table stops at 128 KiB (KEEL_STATS_CLASSES, fixed in
+       * 1.0.0): a large-class block counts as the huge block it was then. */
+      out->huge_blocks += live;
+    }
     out->in_use_bytes += live * kl_class_size[i];
     out->allocated_bytes_total += allocs[i] * kl_class_size[i];
     out->freed_bytes_total += frees[i] * kl_class_size[i];
     total_allocs += allocs[i]; total_frees += frees[i];
   }
   size_t huge_allocs = kl_load_relaxed(&kl_os_stats.huge_allocs), huge_frees = kl_load_relaxed(&kl_os_stats.huge_frees);
-  out->huge_blocks = kl_load_relaxed(&kl_os_stats.huge_live);
+  out->huge_blocks += kl_load_relaxed(&kl_os_stats.huge_live);
   out->in_use_bytes += kl_load_relaxed(&kl_os_stats.huge_bytes_live);
   out->allocated_bytes_total += kl_load_relaxed(&kl_os_stats.huge_bytes_total);
   out->freed_bytes_total += kl_load_relaxed(&kl_os_stats.huge_bytes_freed);

@@ -132,14 +132,15 @@ int main(void) {
     have = path[i];
   }
   FREE(r);
-  /* grows in place when it can: a huge block inside its mapping, and by
-   * mremap (the pointer may move, the bytes must not be copied wrong) */
-  uint8_t *g = MALLOC(200000);
-  fill(g, 200000, 5);
-  uint8_t *g2 = REALLOC(g, 400000);
+  /* grows in place when it can: a huge block (above 256 KiB) inside its
+   * mapping, and by mremap (the pointer may move, the bytes must not be
+   * copied wrong) */
+  uint8_t *g = MALLOC(300000);
+  fill(g, 300000, 5);
+  uint8_t *g2 = REALLOC(g, 600000);
   /* The secure build (guard pages) and the debug build (checks on every
    * move) always copy: the suite says so with CONTRACT_REALLOC_COPIES. */
-  CHECK((getenv("CONTRACT_REALLOC_COPIES") || g2 == g) && same(g2, 200000, 5));
+  CHECK((getenv("CONTRACT_REALLOC_COPIES") || g2 == g) && same(g2, 300000, 5));
   FREE(g2);
   CHECK(REALLOC(MALLOC(16), 0) == NULL);   /* glibc: frees and returns NULL */
 

@@ -9,8 +9,12 @@
  *     times the request, so the number of distinct addresses is bounded by
  *     the number of 1.25x steps from the first size to the last;
  *  3. one block resized up and down across every regime boundary
- *     (small <= 8 KiB < medium <= 128 KiB < huge, and the 4 MiB segment
- *     size), keeping the requested bytes every time.
+ *     (small <= 8 KiB < medium <= 128 KiB < large <= 256 KiB < huge, and
+ *     the 4 MiB segment size), keeping the requested bytes every time;
+ *  4. the large class: a block of 128 KiB to 256 KiB has 256 KiB usable,
+ *     lies in a page of the thread's heap (keel_heap_visit of the default
+ *     heap sees it, as it sees no huge block), counts as a huge block in
+ *     the statistics, and the page a freed one leaves serves the next.
  * Arg: [final size of the growth loop in MiB] (default 256).
  * REALLOC_COPIES=1 or CONTRACT_REALLOC_COPIES=1 (secure and debug builds,
  * which always copy) skips the same-pointer and move-count checks but still
@@ -23,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
+#include "keel.h"
 #include "../harness.h"
 
 #define KiB ((size_t)1024)
@@ -36,6 +41,17 @@ static bool same(const uint8_t *p, size_t n, unsigned seed) {
 }
 /* One byte in every 4 KiB page, plus the last: cheap enough to run after
  * every step of the growth loop. */
+static bool find_block(void *block, size_t size, void *arg) {
+  (void)size;
+  if (block == *(void **)arg) { *(void **)arg = NULL; return false; }
+  return true;
+}
+static bool visible(void *p) {   /* keel_heap_visit of this thread's heap finds p */
+  void *want = p;
+  keel_heap_visit(keel_heap_default(), find_block, &want);
+  return want == NULL;
+}
+
 static bool same_sampled(const uint8_t *p, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; i += 4093) if (p[i] != pat(i, seed)) return false;
   return n == 0 || p[n - 1] == pat(n - 1, seed);
@@ -50,7 +66,7 @@ int main(int argc, char **argv) {
 
   /* 1. in place: same pointer while the new size fits the usable size and
    *    is at least half of it (classes across small and medium) */
-  size_t sizes[] = { 1, 16, 24, 100, 1000, 1024, 3000, 8192, 8193, 20000, 65536, 100000, 131072 };
+  size_t sizes[] = { 1, 16, 24, 100, 1000, 1024, 3000, 8192, 8193, 20000, 65536, 100000, 131072, 131073, 200000, 262144 };
   for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
     uint8_t *p = malloc(sizes[i]);
     size_t u = malloc_usable_size(p);
@@ -109,9 +125,9 @@ int main(int argc, char **argv) {
   free(g);
 
   /* 3. every regime boundary, up and down, contents checked at each step */
-  size_t path[] = { 1, 16, 17, 1024, 1025, 8192, 8193, 65536, 131072, 131073, 1 * MiB, 4 * MiB - 1, 4 * MiB,
-                    4 * MiB + 1, 12 * MiB, 4 * MiB + 1, 4 * MiB, 4 * MiB - 1, 131073, 131072, 131071, 8193,
-                    8192, 8191, 1025, 1024, 17, 16, 1 };
+  size_t path[] = { 1, 16, 17, 1024, 1025, 8192, 8193, 65536, 131072, 131073, 262144, 262145, 1 * MiB,
+                    4 * MiB - 1, 4 * MiB, 4 * MiB + 1, 12 * MiB, 4 * MiB + 1, 4 * MiB, 4 * MiB - 1, 262145,
+                    262144, 131073, 131072, 131071, 8193, 8192, 8191, 1025, 1024, 17, 16, 1 };
   for (unsigned seed = 1; seed <= 2; seed++) {
     uint8_t *r = NULL;
     size_t have = 0;
@@ -129,5 +145,30 @@ int main(int argc, char **argv) {
     }
     free(r);
   }
+
+  /* 4. the large class */
+  keel_stats_t s0, s1;
+  keel_stats_get(&s0);
+  uint8_t *a = malloc(128 * KiB);
+  fill(a, 0, 128 * KiB, 5);
+  uint8_t *l = realloc(a, 256 * KiB);                /* an array doubling past 128 KiB */
+  CHECK(l != NULL && same(l, 128 * KiB, 5));
+  CHECKF(malloc_usable_size(l) == 256 * KiB, "usable size of a large block: %zu", malloc_usable_size(l));
+  fill(l, 0, 256 * KiB, 6);
+  CHECK(visible(l));
+  uint8_t *huge = malloc(256 * KiB + 1);             /* a huge block is not in a page */
+  CHECK(huge != NULL && !visible(huge));
+  free(huge);
+  keel_stats_get(&s1);
+  CHECKF(s1.huge_blocks == s0.huge_blocks + 1, "huge_blocks %zu -> %zu with one large block live",
+         s0.huge_blocks, s1.huge_blocks);
+  uint8_t *l2 = realloc(l, 200 * KiB);               /* at least half: stays */
+  CHECK(l2 == l && same(l2, 200 * KiB, 6));
+  free(l2);
+  uint8_t *l3 = malloc(128 * KiB + 1);               /* the freed block's page serves it */
+  CHECKF(l3 == l2, "a large block after freeing one: %p, freed %p", (void *)l3, (void *)l2);
+  fill(l3, 0, 128 * KiB + 1, 7);
+  CHECK(same(l3, 128 * KiB + 1, 7));
+  free(l3);
   return KL_DONE();
 }

@@ -382,7 +382,8 @@ kl_public bool keel_heap_contains(const keel_heap_t *h, const void *p) {
     /* A default heap does not track its huge blocks (any thread may free
      * them): every live plain huge block counts as a default heap's. */
     int state = kl_load_relaxed(&seg->huge_state);
-    bool mine = heap->is_user ? seg->huge_heap == heap && state == 0 : seg->huge_heap == NULL && state == 2;
+    kl_heap_t *owner = kl_load_relaxed(&seg->huge_heap);
+    bool mine = heap->is_user ? owner == heap && state == 0 : owner == NULL && state == 2;
     return mine && p == page->start;
   }
   size_t off = (size_t)((const uint8_t *)p - page->start);

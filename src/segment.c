@@ -450,7 +450,7 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   seg->used_pages = 1;
   seg->mapped_size = total;
   seg->block_offset = off;
-  seg->huge_heap = NULL;
+  kl_store_relaxed(&seg->huge_heap, NULL);
   kl_store_relaxed(&seg->huge_state, 2);     /* plain until a heap attaches it */
   kl_page_t *page = &seg->pages[0];
   page->in_use = 1;
@@ -518,7 +518,7 @@ void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
     mapped = whole;
   } else {
     /* A heap's huge block is linked by address: copy instead of moving. */
-    if (off >= KL_SEGMENT_SIZE || !kl_os.has_remap || seg->huge_heap != NULL) return NULL;
+    if (off >= KL_SEGMENT_SIZE || !kl_os.has_remap || kl_load_relaxed(&seg->huge_heap) != NULL) return NULL;
     /* Grow geometrically when moving, so a realloc loop moves O(log n) times. */
     size_t want = kl_align_up(need + need / 4, KL_SEGMENT_SIZE);
     void *target = kl_prim_alloc_aligned(want, KL_SEGMENT_SIZE, 0);
@@ -549,12 +549,12 @@ static void huge_unlink(kl_heap_t *heap, kl_segment_t *seg) {
   if (seg->prev) seg->prev->next = seg->next; else heap->huge = seg->next;
   if (seg->next) seg->next->prev = seg->prev;
   seg->next = seg->prev = NULL;
-  seg->huge_heap = NULL;
+  kl_store_relaxed(&seg->huge_heap, NULL);
 }
 
 void kl_segment_huge_attach(kl_heap_t *heap, void *block) {
   kl_segment_t *seg = kl_segmap_lookup(block);
-  seg->huge_heap = heap;
+  kl_store_relaxed(&seg->huge_heap, heap);
   kl_store_relaxed(&seg->huge_state, 0);
   seg->prev = NULL; seg->next = heap->huge;
   if (heap->huge) heap->huge->prev = seg;
@@ -564,12 +564,15 @@ void kl_segment_huge_attach(kl_heap_t *heap, void *block) {
 /* free() of a huge block, from any thread. A plain block is unmapped at
  * once. A heap's block is marked freed (0 -> 1, acq_rel so the owner's
  * sweep sees it and we see a concurrent detach) and unmapped by its owner:
- * now if we are the owner, else at the owner's next sweep. */
+ * now if we are the owner, else at the owner's next sweep.
+ * The heap is read before the CAS: once the block is marked freed, the
+ * owner's sweep may unmap it at once. NULL (a detach under way) or another
+ * thread's heap both mean "not ours": that owner frees it. */
 void kl_segment_huge_release(kl_segment_t *seg) {
+  kl_heap_t *heap = kl_load_relaxed(&seg->huge_heap);
   int state = 0;
   if (atomic_compare_exchange_strong_explicit(&seg->huge_state, &state, 1,
         memory_order_acq_rel, memory_order_acquire)) {
-    kl_heap_t *heap = seg->huge_heap;
     if (heap != NULL && heap->thread_id == kl_prim_thread_id()) {
       huge_unlink(heap, seg);
       kl_segment_huge_free(seg);

@@ -175,12 +175,14 @@ struct kl_segment_s {
   /* Huge blocks of a first-class heap (keel_heap_*) stay on that heap's
    * `huge` list (next/prev) so keel_heap_destroy can free them. State:
    * 0 owned by huge_heap, 1 freed by some thread (the owner unlinks and
-   * unmaps it), 2 plain (no heap: whoever frees it unmaps it). */
-  kl_heap_t   *huge_heap;
+   * unmaps it), 2 plain (no heap: whoever frees it unmaps it).
+   * huge_heap is a relaxed atomic: a free from another thread reads it
+   * (kl_segment_huge_release) while the owner may clear it (delete). */
+  _Atomic(kl_heap_t *) huge_heap;
   _Atomic(int) huge_state;
   /* The page of each 64 KiB unit (KL_MAX_PAGES units): free finds a
    * block's page with a shift, a mask and one load, for every kind (a
-   * medium page fills 8 entries, a huge block all of them). Addresses, so
+   * medium page fills 4 entries, a huge block all of them). Addresses, so
    * a huge segment that mremap moves sets them again (segment.c). */
   kl_page_t   *page_map[KL_MAX_PAGES];
   kl_page_t    pages[KL_MAX_PAGES];

@@ -298,6 +298,19 @@ def load_avg():
 LOAD_START = load_avg()
 
 
+def git_state():
+    git = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %cd", "--date=short"],
+                         capture_output=True, text=True).stdout.strip() or "?"
+    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "src", "include"],
+                           capture_output=True, text=True).stdout.strip()
+    return git, dirty
+
+
+# The commit the library was built from, taken when the run starts: the
+# tree may change during a run of a quarter of an hour.
+GIT_START = git_state()
+
+
 def machine():
     cpu = "?"
     try:
@@ -319,10 +332,7 @@ def machine():
         r = subprocess.run(["dpkg-query", "-W", "-f=${Version}", p], capture_output=True, text=True)
         return r.stdout.strip() or "?"
     libc = platform.libc_ver()[1] or "?"
-    git = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h %cd", "--date=short"],
-                         capture_output=True, text=True).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "src", "include"],
-                           capture_output=True, text=True).stdout.strip()
+    git, dirty = GIT_START
     return [
         ("CPU", "%s, %d cores (os.cpu_count)" % (cpu, os.cpu_count() or 0)),
         ("memory", mem),
@@ -332,7 +342,7 @@ def machine():
         ("mimalloc", "libmimalloc2.0 " + pkg("libmimalloc2.0")),
         ("jemalloc", "libjemalloc2 " + pkg("libjemalloc2")),
         ("tcmalloc", "libtcmalloc-minimal4 " + pkg("libtcmalloc-minimal4")),
-        ("keel", "build/libkeel.so (sha256 %s) at commit %s%s" % (keel_hash(), git, " + uncommitted src changes" if dirty else "")),
+        ("keel", "build/libkeel.so (sha256 %s) at commit %s%s" % (KEEL_HASH_START, git, " + uncommitted src changes" if dirty else "")),
         ("programs", "python3 %s, gcc %s, sqlite3 %s, redis-server %s" % (
             pkg("python3"), pkg("gcc"), pkg("sqlite3"), pkg("redis-server"))),
     ]
@@ -346,6 +356,9 @@ def keel_hash():
             return hashlib.sha256(f.read()).hexdigest()[:12]
     except (OSError, TypeError):
         return "?"
+
+
+KEEL_HASH_START = keel_hash()   # the library the run measured (see GIT_START)
 
 
 def svg_chart(rows, res, allocs):

@@ -36,6 +36,15 @@ static _Atomic(int) purger;
  * half done. */
 static size_t purgeable(const kl_segment_t *s) { return s->mapped_size - kl_os.page_size; }
 
+/* Give back a cached segment's pages: the written ones (dirty_end) are all
+ * that can be resident. It counts as purgeable(s) bytes all the same, since
+ * what was never written was not resident either. */
+static void purge_written(kl_segment_t *s) {
+  if (s->dirty_end > s->mapped_size) s->dirty_end = s->mapped_size;
+  if (s->dirty_end > kl_os.page_size) kl_prim_purge((uint8_t *)s + kl_os.page_size, s->dirty_end - kl_os.page_size);
+  s->dirty_end = kl_os.page_size;   /* the header's page stays */
+}
+
 /* Passes over the cache take a segment out of its slot to look at it, so
  * they are serialized: a pass that finds another running skips (purging is
  * opportunistic), but malloc_trim's purge-all waits for it, or a segment the
@@ -57,7 +66,7 @@ static void cache_purge_expired(bool all) {
     s = kl_exchange_acquire(&cache[i], NULL);
     if (s == NULL) continue;
     if (!s->is_purged && s->purge_at <= now) {
-      kl_prim_purge((uint8_t *)s + kl_os.page_size, purgeable(s));
+      purge_written(s);
       s->is_purged = true;
       kl_stats_purged((ptrdiff_t)purgeable(s));
     }
@@ -141,14 +150,14 @@ void kl_segment_purger_poll(void) {
 #if KL_SECURE
 /* Secure build: no cache (a segment's guard pages depend on its kind) and
  * a random address for every segment, so heap addresses are not guessable. */
-static kl_segment_t *segment_take(bool *is_zero, bool *pooled) {
+static kl_segment_t *segment_take(size_t *dirty, bool *pooled) {
   if (pooled) *pooled = false;
   uint64_t r = kl_prim_random();
   void *hint = (void *)(uintptr_t)(((r % ((uint64_t)1 << 23)) + ((uint64_t)1 << 20)) << KL_SEGMENT_SHIFT);
   kl_segment_t *s = kl_prim_alloc_aligned_hint(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, hint);
   if (s == NULL) return NULL;
   kl_stats_mapped((ptrdiff_t)KL_SEGMENT_SIZE);
-  *is_zero = true;
+  *dirty = 0;
   return s;
 }
 static void segment_give(kl_segment_t *seg, size_t mapped) {
@@ -161,8 +170,9 @@ static void segment_give(kl_segment_t *seg, size_t mapped) {
 /* A segment from the cache, else (if `pooled` is given, for a huge block)
  * from the pool's freed huge mappings (*pooled set), else a fresh one from
  * the OS. Small and medium segments skip the pool: its pages are resident,
- * and pages a heap has not used yet should not be. */
-static kl_segment_t *segment_take(bool *is_zero, bool *pooled) {
+ * and pages a heap has not used yet should not be. *dirty: how many bytes
+ * from its start may hold old contents (0: fresh, all zero). */
+static kl_segment_t *segment_take(size_t *dirty, bool *pooled) {
   if (pooled) *pooled = false;
   cache_purge_expired(false);
   for (int i = 0; i < KL_SEGMENT_CACHE; i++) {
@@ -172,19 +182,18 @@ static kl_segment_t *segment_take(bool *is_zero, bool *pooled) {
     kl_segment_t *s = kl_exchange_acquire(&cache[i], NULL);
     if (s != NULL) {
       if (s->is_purged) kl_stats_purged(-(ptrdiff_t)purgeable(s));
-      *is_zero = false;
+      *dirty = s->dirty_end;
       return s;
     }
   }
-  size_t dirty;
-  kl_segment_t *s = pooled ? kl_pool_take(KL_SEGMENT_SIZE, &dirty) : NULL;
-  if (s != NULL) { *is_zero = dirty == 0; *pooled = true; return s; }
+  kl_segment_t *s = pooled ? kl_pool_take(KL_SEGMENT_SIZE, dirty) : NULL;
+  if (s != NULL) { *pooled = true; return s; }
   s = os_alloc_aligned(KL_SEGMENT_SIZE, KL_SEGMENT_SIZE, 0);
   if (s == NULL) return NULL;
   kl_stats_mapped((ptrdiff_t)KL_SEGMENT_SIZE);
   if (kl_option(KL_OPT_HUGE_PAGES)) kl_prim_hugepage(s, KL_SEGMENT_SIZE);
   want_purger();
-  *is_zero = true;
+  *dirty = 0;
   return s;
 }
 
@@ -196,7 +205,7 @@ static void segment_give(kl_segment_t *seg, size_t mapped) {
   long delay = kl_option(KL_OPT_PURGE_DELAY);
   seg->is_purged = delay == 0;
   if (seg->is_purged) {
-    kl_prim_purge((uint8_t *)seg + kl_os.page_size, purgeable(seg));
+    purge_written(seg);
     kl_stats_purged((ptrdiff_t)purgeable(seg));
   }
   else { seg->purge_at = kl_prim_clock_ms() + (uint64_t)delay; cache_purge_expired(false); }
@@ -244,10 +253,12 @@ static void page_map_init(kl_segment_t *seg) {
 }
 
 static kl_segment_t *segment_new(kl_heap_t *heap, kl_segkind_t kind) {
-  bool is_zero;
-  kl_segment_t *seg = segment_take(&is_zero, NULL);
+  size_t dirty;
+  kl_segment_t *seg = segment_take(&dirty, NULL);
   if (seg == NULL) return NULL;
+  bool is_zero = dirty == 0;
   if (!is_zero) memset(seg, 0, sizeof(*seg));
+  seg->dirty_end = KL_SEGMENT_SIZE;   /* pages anywhere may be written */
   seg->kind = kind;
   seg->page_shift = kind == KL_SEG_SMALL ? KL_SMALL_PAGE_SHIFT : KL_MEDIUM_PAGE_SHIFT;
   seg->page_count = (uint32_t)(KL_SEGMENT_SIZE >> seg->page_shift);
@@ -408,9 +419,7 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   size_t dirty = 0;                    /* [seg, seg + dirty) may hold old contents; the rest is zero */
   bool pooled = false;                 /* from pool.c, rather than the segment cache or the OS */
   if (total <= KL_SEGMENT_SIZE) {
-    bool is_zero;
-    seg = segment_take(&is_zero, &pooled);
-    dirty = seg != NULL && !is_zero ? KL_SEGMENT_SIZE : 0;
+    seg = segment_take(&dirty, &pooled);
     total = KL_SEGMENT_SIZE;
   } else {
     /* Whole segments, so that a freed mapping can be carved into new
@@ -435,8 +444,8 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
    * room to double by realloc without faults (python's JSON buffers grow
    * so). Measured on bench large/1t: peak RSS 155 -> 142 MB, for 46,000 ->
    * 51,000 page faults. */
-  size_t extent = kl_align_up(off + (size ? size : 1), kl_os.page_size) + KL_GUARD;
-  if (!pooled) extent *= 2;
+  size_t block_end = kl_align_up(off + (size ? size : 1), kl_os.page_size) + KL_GUARD;
+  size_t extent = pooled ? block_end : 2 * block_end;
   if (dirty > extent + KL_PURGE_MIN_TAIL) {
     kl_prim_purge((uint8_t *)seg + extent, dirty - extent);
     dirty = extent;
@@ -450,6 +459,7 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   seg->used_pages = 1;
   seg->mapped_size = total;
   seg->block_offset = off;
+  seg->dirty_end = dirty > block_end ? dirty : block_end;   /* the block may be written whole */
   kl_store_relaxed(&seg->huge_heap, NULL);
   kl_store_relaxed(&seg->huge_state, 2);     /* plain until a heap attaches it */
   kl_page_t *page = &seg->pages[0];
@@ -494,6 +504,8 @@ static void huge_set_block(kl_segment_t *seg, size_t block) {
   if (grew > 0) atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_total, (size_t)grew, memory_order_relaxed);
   else atomic_fetch_add_explicit(&kl_os_stats.huge_bytes_freed, (size_t)-grew, memory_order_relaxed);
   page->block_size = block;
+  size_t end = seg->block_offset + block + KL_GUARD;   /* the program may write it all */
+  if (end > seg->dirty_end) seg->dirty_end = end;
   page->div_magic = 1;     /* with block_limit 1: only the block's start (kl_page_has_block) */
   __atomic_store_n(&page->block_limit, 1, __ATOMIC_RELAXED);
 }
@@ -513,6 +525,7 @@ void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
     if (need < old / 2 && whole < old) {
       kl_pool_give((uint8_t *)seg + whole, old - whole);   /* still counted as mapped, by the pool */
       seg->mapped_size = old = mapped = whole;
+      if (seg->dirty_end > whole) seg->dirty_end = whole;
     }
   } else if (kl_prim_resize_in_place(seg, old, whole)) {
     mapped = whole;

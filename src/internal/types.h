@@ -163,6 +163,12 @@ struct kl_segment_s {
   uint32_t     page_count;
   uint32_t     used_pages;
   size_t       mapped_size;     /* bytes mapped from the OS */
+  /* Bytes from the segment's start that may have been written since it was
+   * mapped or last purged: a huge block's segment wrote only its block.
+   * A cached segment reused for a huge block, and the cache's purge, need
+   * give back only this much (segment.c: fewer and smaller madvise calls,
+   * each of which interrupts every core running the process). */
+  size_t       dirty_end;
   size_t       block_offset;    /* huge: block start - segment start */
   kl_heap_t   *heap;            /* owner heap (owner only) */
   kl_segment_t *next, *prev;    /* heap->segments: all it owns */

@@ -111,6 +111,18 @@ int main(void) {
       FREE(c);
     }
   }
+  /* huge blocks taking turns in one cached segment, bigger, smaller, then
+   * bigger again: what each wrote must read as zero to the next calloc
+   * (keel tracks how far a cached segment was written, segment.c) */
+  size_t turns[] = { 3 << 20, 1 << 20, (3 << 20) - 4096, 300000, 2 << 20 };
+  for (size_t i = 0; i < sizeof turns / sizeof *turns; i++) {
+    uint8_t *c = CALLOC(1, turns[i]);
+    bool zero = c != NULL;
+    for (size_t k = 0; zero && k < turns[i]; k++) zero = c[k] == 0;
+    CHECKF(zero, "calloc(%zu) after other huge blocks not zero", turns[i]);
+    if (c) memset(c, 0xAB, turns[i]);
+    FREE(c);
+  }
   uint8_t *cz = CALLOC(1000, 8);
   bool zz = true;
   for (int k = 0; k < 8000; k++) zz = zz && cz[k] == 0;

@@ -105,6 +105,10 @@ size_t kl_usable_size(const void *p, const char *who) {
   return page ? page->block_size : 0;
 }
 
+/* A block of `usable` bytes keeps a realloc to `size`: it fits, and is not
+ * so small that a smaller class pays off. */
+kl_inline bool fits_in_place(size_t size, size_t usable) { return size <= usable && size >= usable / 2; }
+
 /* realloc whose moved block comes from `heap`: the thread's default heap for
  * realloc, a first-class heap for keel_heap_realloc. The entry points count
  * the call; here, the blocks taken and given back (stats.c subtracts them
@@ -121,8 +125,8 @@ static void *realloc_in(kl_heap_t *heap, void *p, size_t size, const char *who) 
       void *q = kl_segment_huge_realloc(seg, size);
       if (q != NULL) return q;
     }
-  } else if (size <= usable && size >= usable / 2) {
-    return p;  /* fits, and not so small that a smaller class pays off */
+  } else if (fits_in_place(size, usable)) {
+    return p;
   }
   void *q = heap_malloc(heap, size);
   if (q == NULL) return NULL;   /* errno is ENOMEM; p stays valid */
@@ -142,8 +146,7 @@ static void *realloc_in(kl_heap_t *heap, void *p, size_t size, const char *who) 
 kl_inline void *realloc_in_place(kl_heap_t *heap, void *p, size_t size) {
   kl_page_t *page = kl_cached_live_page(heap, p);
   if (page == NULL) return NULL;
-  size_t usable = page->block_size;
-  return size <= usable && size >= usable / 2 && size != 0 ? p : NULL;
+  return size != 0 && fits_in_place(size, page->block_size) ? p : NULL;
 }
 
 void *kl_realloc(void *p, size_t size, const char *who) {

@@ -15,16 +15,21 @@
 #include <string.h>
 #include "internal/internal.h"
 
+/* The first page's blocks start after the segment header and, in the
+ * secure build, the guard page after it (segment.c). */
+static size_t first_page_skip(void) { return KL_SEGMENT_HEADER + (KL_SECURE ? kl_os.page_size : 0); }
+
+size_t kl_page_area_size(uint32_t page_shift, uint32_t index) {
+  size_t psize = (size_t)1 << page_shift;
+  if (index == 0) psize -= first_page_skip();
+  if (KL_SECURE) psize -= kl_os.page_size;   /* the guard page at the end of each page */
+  return psize;
+}
+
 uint8_t *kl_page_area(const kl_segment_t *seg, const kl_page_t *page, size_t *size) {
-  size_t psize = (size_t)1 << seg->page_shift;
-  uint8_t *start = (uint8_t *)seg + (size_t)page->index * psize;
-  if (page->index == 0) { start += KL_SEGMENT_HEADER; psize -= KL_SEGMENT_HEADER; }
-#if KL_SECURE
-  /* Guard pages (segment.c): after the header, and at the end of each page. */
-  if (page->index == 0) { start += kl_os.page_size; psize -= kl_os.page_size; }
-  psize -= kl_os.page_size;
-#endif
-  *size = psize;
+  uint8_t *start = (uint8_t *)seg + ((size_t)page->index << seg->page_shift);
+  if (page->index == 0) start += first_page_skip();
+  *size = kl_page_area_size(seg->page_shift, page->index);
   return start;
 }
 

@@ -306,10 +306,7 @@ static kl_segment_t *free_seg_for(kl_heap_t *heap, kl_segkind_t kind, bool skip_
 }
 
 kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t block_size) {
-  /* kl_page_area of a first page: the header and (secure) two guard pages less */
-  size_t first_area = ((size_t)1 << (kind == KL_SEG_SMALL ? KL_SMALL_PAGE_SHIFT : KL_MEDIUM_PAGE_SHIFT))
-                      - KL_SEGMENT_HEADER - 2 * KL_GUARD;
-  bool skip_first = block_size > first_area;
+  bool skip_first = block_size > kl_page_area_size(kind == KL_SEG_SMALL ? KL_SMALL_PAGE_SHIFT : KL_MEDIUM_PAGE_SHIFT, 0);
   kl_segment_t *seg = free_seg_for(heap, kind, skip_first);
   if (seg == NULL) {
     if (!heap->is_user) kl_segment_reclaim(heap);   /* see page_find */
@@ -459,7 +456,7 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   seg->used_pages = 1;
   seg->mapped_size = total;
   seg->block_offset = off;
-  seg->dirty_end = dirty > block_end ? dirty : block_end;   /* the block may be written whole */
+  seg->dirty_end = dirty;   /* huge_set_block extends it over the block */
   kl_store_relaxed(&seg->huge_heap, NULL);
   kl_store_relaxed(&seg->huge_state, 2);     /* plain until a heap attaches it */
   kl_page_t *page = &seg->pages[0];
@@ -467,7 +464,7 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   page->start = (uint8_t *)seg + off;
   page->start_off = off;
   page->block_size = 0;
-  huge_set_block(seg, kl_align_up(off + (size ? size : 1), kl_os.page_size) - off);   /* never 0: it divides */
+  huge_set_block(seg, block_end - KL_GUARD - off);   /* never 0: it divides */
 #if KL_SECURE
   kl_prim_protect((uint8_t *)seg + KL_SEGMENT_HEADER, KL_GUARD);   /* off leaves room for it */
   kl_prim_protect(page->start + page->block_size, KL_GUARD);       /* right after the block */

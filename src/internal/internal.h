@@ -229,6 +229,7 @@ kl_inline bool kl_page_is_sole(const kl_page_t *page) {
 }
 kl_hidden void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t area);
 kl_hidden uint8_t *kl_page_area(const kl_segment_t *seg, const kl_page_t *page, size_t *size);
+kl_hidden size_t kl_page_area_size(uint32_t page_shift, uint32_t index);   /* kl_page_area's size */
 kl_hidden bool kl_page_is_valid(const kl_page_t *page);
 
 /* ---- alloc.c / free.c */

@@ -128,7 +128,11 @@ static void *realloc_in(kl_heap_t *heap, void *p, size_t size, const char *who) 
   } else if (fits_in_place(size, usable)) {
     return p;
   }
+  /* Not in the empty heap, which is shared (a thread's first call). */
+  bool grow = size > usable && heap != &kl_heap_empty;
+  if (grow) heap->growing = true;
   void *q = heap_malloc(heap, size);
+  if (grow) heap->growing = false;
   if (q == NULL) return NULL;   /* errno is ENOMEM; p stays valid */
   memcpy(q, p, size < usable ? size : usable);
   kl_free(p);

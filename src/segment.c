@@ -305,10 +305,14 @@ static kl_segment_t *free_seg_for(kl_heap_t *heap, kl_segkind_t kind, bool skip_
   return seg;
 }
 
-kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t block_size) {
+/* A free page of a segment of the heap, for blocks of block_size; with
+ * dirty_only, only a page still written (freed, not yet purged: no page
+ * faults) from the first such segment, else NULL. */
+kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t block_size, bool dirty_only) {
   bool skip_first = block_size > kl_page_area_size(kind == KL_SEG_SMALL ? KL_SMALL_PAGE_SHIFT : KL_MEDIUM_PAGE_SHIFT, 0);
   kl_segment_t *seg = free_seg_for(heap, kind, skip_first);
   if (seg == NULL) {
+    if (dirty_only) return NULL;
     if (!heap->is_user) kl_segment_reclaim(heap);   /* see page_find */
     seg = free_seg_for(heap, kind, skip_first);
     if (seg == NULL) seg = segment_new(heap, kind);
@@ -322,6 +326,7 @@ kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t bloc
     if (page->purge_at != 0) break;
   }
   kl_assert(page != NULL);
+  if (dirty_only && page->purge_at == 0) return NULL;
   page->in_use = 1;
   page->purge_at = 0;          /* reused dirty: no purge needed */
   if (page->is_purged) {

@@ -188,7 +188,7 @@ kl_inline kl_page_t *kl_segment_page_of(kl_segment_t *seg, const void *p) {
    * block may start one unit further, but every entry of its map is pages[0]. */
   return seg->page_map[((uintptr_t)p >> KL_SMALL_PAGE_SHIFT) & (KL_MAX_PAGES - 1)];
 }
-kl_hidden kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t block_size);
+kl_hidden kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t block_size, bool dirty_only);
 kl_hidden bool kl_segment_page_free(kl_page_t *page);   /* true: it freed the segment too */
 kl_hidden void *kl_segment_huge_alloc(size_t size, size_t align, bool zero);
 kl_hidden void kl_segment_huge_free(kl_segment_t *seg);

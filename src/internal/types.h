@@ -269,6 +269,9 @@ struct kl_heap_s {
   /* Made by a free (free.c): until this thread's first pop, its caches
    * only batch frees (page.c's foreign_pop says why). */
   bool            frees_only;
+  /* A realloc is moving a block to a bigger class: a fresh page may be
+   * another class's empty one (page.c's page_steal). */
+  bool            growing;
   /* Kept across recycling (kl_heap_init_thread clears only what is above,
    * and has_delayed with an atomic store). */
   kl_heap_t      *all_next;        /* every heap struct ever made (stats.c) */

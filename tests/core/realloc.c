@@ -15,6 +15,11 @@
  *     lies in a page of the thread's heap (keel_heap_visit of the default
  *     heap sees it, as it sees no huge block), counts as a huge block in
  *     the statistics, and the page a freed one leaves serves the next.
+ *  5. a realloc growing a block into a class with no page takes another
+ *     class's empty page (page.c's page_steal), in a fresh thread whose
+ *     segments have no other written free page: a freed 12 KiB block's
+ *     page takes the 20 KiB block, contents kept; a malloc of a new class
+ *     takes a new page instead.
  * Arg: [final size of the growth loop in MiB] (default 256).
  * REALLOC_COPIES=1 or CONTRACT_REALLOC_COPIES=1 (secure and debug builds,
  * which always copy) skips the same-pointer and move-count checks but still
@@ -27,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <malloc.h>
+#include <pthread.h>
 #include "keel.h"
 #include "../harness.h"
 
@@ -55,6 +61,37 @@ static bool visible(void *p) {   /* keel_heap_visit of this thread's heap finds 
 static bool same_sampled(const uint8_t *p, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; i += 4093) if (p[i] != pat(i, seed)) return false;
   return n == 0 || p[n - 1] == pat(n - 1, seed);
+}
+
+/* Part 5, in a thread of its own (a heap with no free page yet). Medium
+ * pages are 256 KiB and aligned to it inside their segment. */
+static bool same_page(const void *a, const void *b) { return (uintptr_t)a >> 18 == (uintptr_t)b >> 18; }
+static void *steal_thread(void *arg) {
+  bool copies = *(bool *)arg;
+  uint8_t *a = malloc(12 * KiB);                     /* class 12 KiB: its page */
+  fill(a, 0, 12 * KiB, 21);
+  uint8_t *b = malloc(9000);                         /* class 10 KiB: its page */
+  fill(b, 0, 9000, 22);
+  free(a);                                           /* the 12 KiB page is empty */
+  uint8_t *c = realloc(b, 20 * KiB);                 /* class 20 KiB has no page */
+  CHECK(c != NULL && same(c, 9000, 22));
+  CHECKF(copies || same_page(c, a), "a realloc growing into a new class took %p, not the empty page of %p", (void *)c, (void *)a);
+  fill(c, 0, 20 * KiB, 23);
+  /* b's page is empty now. A malloc of a new class does not take it: the
+   * program may still use b's class, and a block it just freed must not
+   * come back at once as another size (a double free would go unseen). */
+  uint8_t *d = malloc(40 * KiB);
+  CHECKF(copies || (!same_page(d, b) && !same_page(d, c)), "a malloc of a new class took %p: the empty page of %p", (void *)d, (void *)b);
+  fill(d, 0, 40 * KiB, 24);
+  uint8_t *g = malloc(5000);                         /* small */
+  fill(g, 0, 5000, 25);
+  uint8_t *h = realloc(g, 100 * KiB);                /* growing: takes b's empty page */
+  CHECK(h != NULL && same(h, 5000, 25));
+  CHECKF(copies || same_page(h, b), "a growing realloc took %p, not the empty page of %p", (void *)h, (void *)b);
+  fill(h, 0, 100 * KiB, 26);
+  CHECK(same(c, 20 * KiB, 23) && same(d, 40 * KiB, 24) && same(h, 100 * KiB, 26));
+  free(c); free(d); free(h);
+  return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -170,5 +207,9 @@ int main(int argc, char **argv) {
   fill(l3, 0, 128 * KiB + 1, 7);
   CHECK(same(l3, 128 * KiB + 1, 7));
   free(l3);
+
+  /* 5. another class's empty page */
+  pthread_t th;
+  CHECK(pthread_create(&th, NULL, steal_thread, &copies) == 0 && pthread_join(th, NULL) == 0);
   return KL_DONE();
 }

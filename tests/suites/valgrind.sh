@@ -22,7 +22,7 @@ b=$KEEL_BUILD
 CC="cc -O1 -g -fno-builtin -Wno-alloc-size-larger-than -Wno-deprecated-declarations -I$KEEL_ROOT/include -L$b -Wl,-rpath,$b"
 $CC -DUSE_KEEL_API "$KEEL_ROOT/tests/core/contract.c" -o "$KL_TMP/contract-keel" -lkeel -ldl &&
 $CC "$KEEL_ROOT/tests/core/contract.c" -o "$KL_TMP/contract" -lkeel -ldl &&
-$CC "$KEEL_ROOT/tests/core/realloc.c" -o "$KL_TMP/realloc" -lkeel -ldl &&
+$CC "$KEEL_ROOT/tests/core/realloc.c" -o "$KL_TMP/realloc" -lkeel -ldl -pthread &&
 $CC -O2 "$KEEL_ROOT/tests/core/stress.c" -o "$KL_TMP/stress" -lkeel -pthread &&
 $CC "$KEEL_ROOT/tests/core/threads.c" -o "$KL_TMP/threads" -lkeel -pthread &&
 cc -shared -fPIC -O1 "$KEEL_ROOT/tests/core/ctor-lib.c" -o "$KL_TMP/libctor.so" &&

@@ -73,10 +73,9 @@ static void remote_push(kl_page_t *page, kl_block_t *first, kl_block_t *last, ui
 void kl_foreign_flush(kl_heap_t *heap, unsigned c) {
   kl_block_t *b = heap->foreign[c].head;
   heap->foreign[c].head = NULL;
-  /* Room for KL_FOREIGN_BYTES of the class, at least 8 blocks; a thread
-   * that only frees gets KL_FOREIGN_CONSUMER_BYTES. Computed here, once per
-   * flush: frees only count the room down. */
-  uint32_t cap = (uint32_t)((heap->frees_only ? KL_FOREIGN_CONSUMER_BYTES : KL_FOREIGN_BYTES) / kl_class_size[c]);
+  /* Room for KL_FOREIGN_BYTES of the class, at least 8 blocks. Computed
+   * here, once per flush: frees only count the room down. */
+  uint32_t cap = (uint32_t)(KL_FOREIGN_BYTES / kl_class_size[c]);
   heap->foreign[c].room = cap < 8 ? 8 : cap;
   while (b != NULL) {
     /* A run of blocks of one page: relink it with the page's link

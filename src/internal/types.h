@@ -76,12 +76,6 @@
 #define KL_FOREIGN            (!KL_SECURE && KL_FREE_CHECKS)
 #define KL_FOREIGN_CLASSES    20                /* classes 0..19: blocks up to KL_DIRECT_MAX */
 #define KL_FOREIGN_BYTES      ((size_t)64 << 10) /* most bytes kept per class, at least 8 blocks */
-/* The same for a thread that only frees (a consumer). Its producer carves
- * anew whatever the cache holds back: at 64 KiB a class, about a page of
- * every class (kbench xmalloc 1 60: peak RSS less the program's live
- * bytes 2.9 -> 1.9 MB at 4 KiB, with one CAS per 8+ blocks instead of
- * 100+). */
-#define KL_FOREIGN_CONSUMER_BYTES ((size_t)4 << 10)
 
 typedef struct kl_block_s   kl_block_t;
 typedef struct kl_page_s    kl_page_t;

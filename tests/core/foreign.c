@@ -18,9 +18,6 @@
  *     thread then allocates, it is not handed the blocks it freed (they
  *     sit among their owner's: cache-scratch) but they go back to the
  *     owner at once.
- *  6. such a consumer keeps at most 4 KiB of a class (KL_FOREIGN_CONSUMER_BYTES):
- *     its producer would carve anew whatever it holds back, so all but
- *     the last 4 KiB it freed are back with the owner while it lives.
  * NO_FOREIGN=1 (the secure build, which keeps nothing) skips the address
  * checks of 1 and 3 and asserts instead that no block was kept. */
 #define _GNU_SOURCE
@@ -156,30 +153,6 @@ static void test_return(job_t job, size_t n, bool free_only) {
   free(blocks);
 }
 
-/* A consumer's cache is small: of 200 blocks of 80 B (16 KiB) that a
- * thread which only frees was handed, all but the last 4 KiB of them
- * (51 blocks) are back with their owner while the thread lives. At 64 KiB
- * a class, as a thread that also allocates keeps, none would be. A size no
- * other test uses: the main thread's own cache holds none of it, so every
- * block is from its own page. */
-static void test_consumer_cache(void) {
-  enum { M = 200, SIZE80 = 80, HELD = 4096 / SIZE80, TRIES = 20000 };
-  void *blocks[M];
-  for (int i = 0; i < M; i++) blocks[i] = malloc(SIZE80);
-  task_t t = { .job = JOB_HOLD, .free_only = true, .blocks = blocks, .n = M };
-  keeper_start(&t);
-  void **mine = malloc(TRIES * sizeof(void *));
-  size_t back = 0, k = 0;
-  for (; k < TRIES && back < M - HELD; k++) {
-    mine[k] = malloc(SIZE80);
-    if (in_set(blocks, M, mine[k])) back++;
-  }
-  CHECKF(back >= M - HELD, "a thread that only frees held back %zu of the %d blocks it freed (at most %d expected)", M - back, M, HELD);
-  for (size_t i = 0; i < k; i++) free(mine[i]);
-  free(mine);
-  keeper_end(&t);
-}
-
 /* A key destructor that runs after keel's exit hook (its key is newer)
  * frees our blocks: they must not be stranded in a cache that no hook
  * would flush again. */
@@ -282,7 +255,6 @@ int main(void) {
   test_return(JOB_OVERFLOW, 4000, true);
   test_late_destructor();
   test_free_first();
-  test_consumer_cache();
   test_user_heap();
   return KL_DONE();
 }

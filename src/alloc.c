@@ -128,10 +128,24 @@ static void *realloc_in(kl_heap_t *heap, void *p, size_t size, const char *who) 
   } else if (fits_in_place(size, usable)) {
     return p;
   }
+  /* A block that a realloc grows will likely grow again (a string built
+   * piece by piece, python's lists by an eighth): it moves to a class with
+   * room for half as much again as it had, so that the next steps fit in
+   * place rather than copy. kbench realloc 1 20: 0.18 -> 0.17 s, peak RSS
+   * 23.2 -> 23.4 MB (mimalloc 0.17 s, 24.5 MB); the demo, whose logs grow
+   * 64 bytes at a time: 0.39 -> 0.34 s, 34.2 -> 30.6 MB. A room of a
+   * quarter or a third measured worse than none. Only up to the medium
+   * limit: a large block's page has room to 256 KiB already, and a huge
+   * block grows in place in its mapping. */
+  size_t ask = size;
+  if (size > usable && size <= KL_MEDIUM_MAX && seg->kind != KL_SEG_HUGE) {
+    size_t room = usable + usable / 2;
+    if (room > size) ask = room < KL_MEDIUM_MAX ? room : KL_MEDIUM_MAX;
+  }
   /* Not in the empty heap, which is shared (a thread's first call). */
   bool grow = size > usable && heap != &kl_heap_empty;
   if (grow) heap->growing = true;
-  void *q = heap_malloc(heap, size);
+  void *q = heap_malloc(heap, ask);
   if (grow) heap->growing = false;
   if (q == NULL) return NULL;   /* errno is ENOMEM; p stays valid */
   memcpy(q, p, size < usable ? size : usable);

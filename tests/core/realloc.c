@@ -20,6 +20,9 @@
  *     segments have no other written free page: a freed 12 KiB block's
  *     page takes the 20 KiB block, contents kept; a malloc of a new class
  *     takes a new page instead.
+ *  6. a block that realloc moves to a bigger class gets room for half as
+ *     much again as it had (up to the medium limit), so the next growth
+ *     steps stay in place.
  * Arg: [final size of the growth loop in MiB] (default 256).
  * REALLOC_COPIES=1 or CONTRACT_REALLOC_COPIES=1 (secure and debug builds,
  * which always copy) skips the same-pointer and move-count checks but still
@@ -211,5 +214,24 @@ int main(int argc, char **argv) {
   /* 5. another class's empty page */
   pthread_t th;
   CHECK(pthread_create(&th, NULL, steal_thread, &copies) == 0 && pthread_join(th, NULL) == 0);
+
+  /* 6. room to grow: 1 KiB grown by a byte has 1.5 KiB, and keeps its place
+   *    up to there; near the medium limit the room stops at 128 KiB */
+  uint8_t *r1 = malloc(1000);
+  fill(r1, 0, 1000, 31);
+  uint8_t *r2 = realloc(r1, 1025);
+  CHECK(r2 != NULL && same(r2, 1000, 31));
+  CHECKF(copies || malloc_usable_size(r2) >= 1536, "a 1 KiB block grown to 1025 bytes has %zu usable", malloc_usable_size(r2));
+  fill(r2, 0, 1025, 32);
+  uint8_t *r3 = realloc(r2, 1536);
+  CHECKF(copies || r3 == r2, "growing on to 1536 bytes moved the block");
+  CHECK(r3 != NULL && same(r3, 1025, 32));
+  uint8_t *m = malloc(100000);
+  size_t mu = malloc_usable_size(m);
+  fill(m, 0, mu, 33);
+  uint8_t *m2 = realloc(m, mu + 1);
+  CHECK(m2 != NULL && same(m2, mu, 33));
+  CHECKF(copies || malloc_usable_size(m2) == 128 * KiB, "a %zu-byte block grown by a byte has %zu usable", mu, malloc_usable_size(m2));
+  free(r3); free(m2);
   return KL_DONE();
 }

@@ -22,6 +22,8 @@ export NODE_PATH=${NODE_PATH:-/usr/share/nodejs}
 w=$(mktemp -d); trap 'rm -rf "$w"' EXIT
 rounds=${ROUNDS:-$([ "${QUICK:-0}" = 1 ] && echo 3 || echo 11)}
 ops=${OPS:-$([ "${QUICK:-0}" = 1 ] && echo 500000 || echo 2000000)}
+# Its toolchains, as `make bench` installs the native peers (tools/deps.sh).
+bash "$root/tools/deps.sh" test-wasm
 bash "$root/tools/wasm.sh" >/dev/null
 lib=${KEEL_WASM_OUT:-$root/build/wasm}   # where tools/wasm.sh writes
 out=$root/bench/wasm/RESULTS.md

@@ -471,12 +471,12 @@ def markdown(rows, res, allocs, fp, cmdline, elapsed, notes):
         L.append("\nrss after free: resident memory 300 ms after the last free (after one more malloc/free). "
                  "requests per s: mean over the four redis-benchmark tests (higher is better, so here a ratio above 1.00× means the other allocator served more).\n")
     if fp:
-        L.append("## Fast path: instructions per malloc(32)/free pair (callgrind)\n")
+        L.append("## Fast path: instructions per malloc/free pair (callgrind)\n")
         L.append("Whole-program instruction count minus the same program with N = 0 (same warm-up), divided by N; "
                  "includes ~5 instructions of loop. Deterministic: use it to steer the fast path.\n")
         L.append("| pattern | " + " | ".join(allocs) + " |")
         L.append("|---|" + "---:|" * len(allocs))
-        for mode, label in (("pair", "one pair at a time"), ("batch", "batches of 1,000")):
+        for mode, label in (("pair", "one malloc(32)/free pair at a time"), ("batch", "batches of 1,000, mixed sizes 16-512 B")):
             k = fp.get(("keel", mode))
             cells = []
             for a in allocs:

@@ -9,8 +9,8 @@
  * (bench/RESULTS.md has the measured pair cost). Anything else is one
  * call, noinline so that the fast path stays this small:
  * kl_malloc_foreign for a miss up to 1 KiB (this thread's cache of other
- * threads' blocks, then the slow path), kl_malloc_generic (page.c)
- * otherwise.
+ * threads' blocks, then the page's local frees, then the slow path),
+ * kl_malloc_generic (page.c) otherwise.
  *
  * The thread's heap starts as the static kl_heap_empty whose direct pages
  * have no blocks, so the first call in a thread takes the slow path, which

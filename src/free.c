@@ -9,9 +9,10 @@
  *   (compare, store: the mark is the page descriptor's address, already in
  *   a register), push on local_free, count, and one decrement-and-branch on
  *   used that also catches a page parked full (KL_USED_FULL) — 25
- *   instructions with the return, no atomics; when the page empties and is
- *   its class's only one (a block allocated and freed in a loop), 5 more
- *   and still no call. free is this same code, inline (override.c). The
+ *   instructions with the return, no atomics; a page that empties as its
+ *   class's only one (a block allocated and freed in a loop) takes one
+ *   call, once, and is then pinned (kl_page_pin) so that its later frees
+ *   are these same 25. free is this same code, inline (override.c). The
  *   cache answers what the
  *   segment map and the owner test would (the segment is keel's, live, and
  *   this thread's: see kl_heap_s); any other pointer takes free_lookup,
@@ -28,10 +29,10 @@
 #include "internal/internal.h"
 #include "keel.h"
 
-/* The page emptied, or was parked full (free_local has already let an
- * emptied page that is its class's only one stay, as kl_page_retire would). */
-static kl_noinline void free_local_slow(kl_page_t *page) {
-  kl_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
+/* The page emptied, or was parked full. The heap comes first: free's fast
+ * path keeps the block in the first argument register for free_lookup, and
+ * a page passed there cost it a register move. */
+static kl_noinline void free_local_slow(kl_heap_t *heap, kl_page_t *page) {
   if (kl_page_in_full(page)) kl_heap_page_from_full(heap, page);
   if (page->used == 0) kl_page_retire(heap, page);
 }
@@ -197,13 +198,10 @@ kl_inline void free_local(kl_heap_t *heap, kl_page_t *page, kl_block_t *b) {
   page->local_free = b;
   heap->counters.frees[page->class_idx]++;
   /* Zero: the page emptied; negative: it is parked full (KL_USED_FULL).
-   * The only page of its class stays when it empties (kl_page_retire):
-   * answered here without the call, because a program that allocates and
-   * frees one block in a loop empties that page on every free. */
-  if (kl_unlikely(kl_dec_le0(&page->used))) {
-    /* Not (emptied and sole), in one test: kl_page_is_sole's or with used. */
-    if (((uintptr_t)page->prev | (uintptr_t)page->next | page->used) != 0) free_local_slow(page);
-  }
+   * The only page of its class, once it emptied, is pinned (kl_page_pin):
+   * its `used` stays above zero, so a block allocated and freed in a loop
+   * never takes this branch. */
+  if (kl_unlikely(kl_dec_le0(&page->used))) free_local_slow(heap, page);
 }
 
 kl_inline void kl_free_at(kl_segment_t *seg, void *p) {

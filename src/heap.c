@@ -54,13 +54,16 @@ static void q_remove(kl_page_queue_t *q, kl_page_t *page) {
 }
 
 void kl_heap_queue_push_front(kl_heap_t *heap, kl_page_t *page) {
-  q_push_front(&heap->queues[page->class_idx], page);
+  kl_page_queue_t *q = &heap->queues[page->class_idx];
+  if (q->first != NULL) kl_page_unpin(q->first);   /* no longer the only page */
+  q_push_front(q, page);
   direct_update(heap, page->class_idx);
 }
 
 void kl_heap_queue_remove(kl_heap_t *heap, kl_page_t *page) {
   if (kl_page_in_full(page)) { q_remove(&heap->full, page); page->used &= ~KL_USED_FULL; return; }
   bool was_first = heap->queues[page->class_idx].first == page;
+  kl_page_unpin(page);
   q_remove(&heap->queues[page->class_idx], page);
   if (was_first) direct_update(heap, page->class_idx);
 }
@@ -93,6 +96,7 @@ void kl_heap_page_from_full(kl_heap_t *heap, kl_page_t *page) {
   q_remove(&heap->full, page);
   page->used &= ~KL_USED_FULL;
   kl_page_queue_t *q = &heap->queues[page->class_idx];
+  if (q->first != NULL) kl_page_unpin(q->first);   /* no longer the only page */
   q_push_back(q, page);
   if (q->first == page) direct_update(heap, page->class_idx);
 }
@@ -190,6 +194,7 @@ static void abandon_queue(kl_page_queue_t *q) {
     kl_page_t *next = page->next;
     page->next = page->prev = NULL;
     page->used &= ~KL_USED_FULL;
+    kl_page_unpin(page);
     kl_page_collect(page);
     atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
     if (page->used == 0) kl_segment_page_free(page);
@@ -249,6 +254,7 @@ bool kl_heap_is_valid(const kl_heap_t *heap) {
     const kl_page_t *prev = NULL;
     for (const kl_page_t *p = heap->queues[c].first; p; prev = p, p = p->next) {
       if (p->class_idx != c || kl_page_in_full(p) || p->prev != prev || !p->in_use) return false;
+      if (p->pinned && !kl_page_is_sole(p)) return false;
       if (kl_load_relaxed(&p->heap) != heap || !kl_page_is_valid(p)) return false;
     }
     if (heap->queues[c].last != prev) return false;
@@ -258,7 +264,7 @@ bool kl_heap_is_valid(const kl_heap_t *heap) {
     }
   }
   for (const kl_page_t *p = heap->full.first; p; p = p->next) {
-    if (!kl_page_in_full(p) || !kl_page_is_valid(p)) return false;
+    if (!kl_page_in_full(p) || p->pinned || !kl_page_is_valid(p)) return false;
   }
   for (const kl_segment_t *s = heap->segments; s; s = s->next) {
     if (s->heap != heap || !kl_segment_is_valid(s)) return false;
@@ -320,6 +326,7 @@ static void destroy_queue(kl_heap_t *heap, kl_page_queue_t *q) {
     /* Count the blocks that die with the page as freed (statistics). */
     kl_page_collect(page);
     heap->counters.frees[page->class_idx] += kl_page_used(page);
+    kl_page_unpin(page);
     page->next = page->prev = NULL;
     kl_segment_page_free(page);
     page = next;

@@ -40,6 +40,7 @@ void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t
   page->capacity = 0;
   __atomic_store_n(&page->block_limit, 0, __ATOMIC_RELAXED);
   page->used = 0;
+  page->pinned = 0;
   page->free = page->local_free = NULL;
   page->div_magic = kl_div_magic(block_size);
 #if KL_SECURE
@@ -126,13 +127,13 @@ void kl_page_collect(kl_page_t *page) {
   }
 }
 
-/* A page whose last block came back. Keep it if it is the only page of its
- * class (a program that allocates and frees one block in a loop would
- * otherwise take and return a page every time); else return it. */
+/* A page whose last block came back. Keep it, pinned, if it is the only
+ * page of its class (a program that allocates and frees one block in a
+ * loop would otherwise take and return a page every time); else return it. */
 void kl_page_retire(kl_heap_t *heap, kl_page_t *page) {
   kl_assert(kl_page_used(page) == 0);
   if (kl_page_in_full(page)) kl_heap_page_from_full(heap, page);
-  if (kl_page_is_sole(page)) return;
+  if (kl_page_is_sole(page)) { kl_page_pin(page); return; }
   kl_heap_queue_remove(heap, page);
   kl_segment_page_free(page);
   kl_segment_purge(heap, false);   /* pages retired earlier may be due now */
@@ -151,7 +152,7 @@ static kl_page_t *page_steal(kl_heap_t *heap, unsigned c, size_t bs) {
     kl_page_t *page = heap->queues[x].first;
     /* Sole (first with no next) and empty; used == 0 also means no remote
      * free is pending and no block waits in a foreign cache. */
-    if (page == NULL || page->next != NULL || page->used != 0 || x == c) continue;
+    if (page == NULL || page->next != NULL || kl_page_used(page) != 0 || x == c) continue;
     if ((kl_class_size[x] <= KL_SMALL_MAX) != small) continue;
     if (page->index == 0 && bs > kl_page_area_size(small ? KL_SMALL_PAGE_SHIFT : KL_MEDIUM_PAGE_SHIFT, 0)) continue;
     kl_heap_queue_remove(heap, page);

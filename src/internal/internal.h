@@ -219,13 +219,29 @@ kl_hidden void kl_pool_atfork_init(void);
 kl_hidden void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero);
 kl_hidden void kl_page_collect(kl_page_t *page);
 kl_hidden void kl_page_retire(kl_heap_t *heap, kl_page_t *page);
-/* A page in its class queue (not parked as full) that is the queue's only
- * page: kl_page_retire keeps such a page when it empties, and free answers
- * that case without the call. */
-kl_inline uint32_t kl_page_used(const kl_page_t *page) { return page->used & ~KL_USED_FULL; }
+/* Blocks handed out and not back: `used` less the parked bit and the pin. */
+kl_inline uint32_t kl_page_used(const kl_page_t *page) { return (page->used & ~KL_USED_FULL) - page->pinned; }
 kl_inline bool kl_page_in_full(const kl_page_t *page) { return (page->used & KL_USED_FULL) != 0; }
+/* A page in its class queue (not parked as full) that is the queue's only
+ * page: kl_page_retire keeps (pins) such a page when it empties. */
 kl_inline bool kl_page_is_sole(const kl_page_t *page) {
-  return ((uintptr_t)page->prev | (uintptr_t)page->next) == 0;   /* one test: free's emptying path */
+  return ((uintptr_t)page->prev | (uintptr_t)page->next) == 0;
+}
+/* The pin: an emptied page kept as its class's only one counts one block
+ * more in `used`, so that free's decrement never reaches zero on it again
+ * and takes no branch for it. A program that allocates and frees one
+ * block in a loop empties that page on every free (and one with a few
+ * live blocks per class, every few frees): without the pin, each such
+ * free tested the page's queue links (6 instructions, and a branch that
+ * mispredicts). Only a sole page of a queue is pinned (heap.c unpins the
+ * first page of a queue another page joins, and a page that leaves its
+ * queue); kl_page_used leaves the pin out. */
+kl_inline void kl_page_pin(kl_page_t *page) {
+  if (!page->pinned) { page->pinned = 1; page->used++; }
+}
+kl_inline void kl_page_unpin(kl_page_t *page) {
+  page->used -= page->pinned;
+  page->pinned = 0;
 }
 kl_hidden void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t area);
 kl_hidden uint8_t *kl_page_area(const kl_segment_t *seg, const kl_page_t *page, size_t *size);

@@ -107,7 +107,8 @@ struct kl_block_s { kl_block_t *next; uintptr_t freed; };
  * here the split measured neither faster nor slower; the line traffic it
  * avoids grows with the number of cores freeing into one page.)
  * Invariant: used == blocks handed out - local frees - collected remote
- * frees, so used == 0 means every block is back (no remote free pending).
+ * frees + pinned, so used == 0 means every block is back (no remote free
+ * pending) and the page is not pinned (kl_page_pin).
  * Bit 31 of the field (KL_USED_FULL) says the page is parked in its heap's
  * full list: the field is then negative as an int32, and free's one
  * decrement-and-branch (kl_dec_le0) catches both a page that empties and a
@@ -135,6 +136,7 @@ struct __attribute__((aligned(64))) kl_page_s {
   kl_block_t *local_free;       /* the owner's frees (owner only) */
   uint32_t    used;             /* see invariant above (owner only) */
   bool        is_purged;        /* not in use, memory given back to the OS */
+  uint8_t     pinned;           /* 1: counted once more in used (kl_page_pin) */
   uint32_t    capacity;         /* blocks carved so far */
   uint32_t    reserved;         /* blocks that fit */
   /* Frees from other threads: a list head, below 2^48, and in the top 16

@@ -140,7 +140,13 @@ static void *realloc_in(kl_heap_t *heap, void *p, size_t size, const char *who) 
   size_t ask = size;
   if (size > usable && size <= KL_MEDIUM_MAX && seg->kind != KL_SEG_HUGE) {
     size_t room = usable + usable / 2;
-    if (room > size) ask = room < KL_MEDIUM_MAX ? room : KL_MEDIUM_MAX;
+    /* Never past the next power of two: buffers that grow to a cap mostly
+     * stop at one (redis's list nodes at 8 KiB, 260 bytes a step), and a
+     * 7 KiB node asking for 10.5 KiB ended in a 12 KiB block: redis's peak
+     * RSS under redis-benchmark was 92.9 MB against 83.6 without room. */
+    size_t cap = (size_t)2 << kl_bsr(size - 1);
+    if (room > cap) room = cap;
+    if (room > size) ask = room;
   }
   /* Not in the empty heap, which is shared (a thread's first call). */
   bool grow = size > usable && heap != &kl_heap_empty;

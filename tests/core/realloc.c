@@ -21,8 +21,8 @@
  *     page takes the 20 KiB block, contents kept; a malloc of a new class
  *     takes a new page instead.
  *  6. a block that realloc moves to a bigger class gets room for half as
- *     much again as it had (up to the medium limit), so the next growth
- *     steps stay in place.
+ *     much again as it had (up to the medium limit, and never past the
+ *     next power of two), so the next growth steps stay in place.
  * Arg: [final size of the growth loop in MiB] (default 256).
  * REALLOC_COPIES=1 or CONTRACT_REALLOC_COPIES=1 (secure and debug builds,
  * which always copy) skips the same-pointer and move-count checks but still
@@ -232,6 +232,15 @@ int main(int argc, char **argv) {
   uint8_t *m2 = realloc(m, mu + 1);
   CHECK(m2 != NULL && same(m2, mu, 33));
   CHECKF(copies || malloc_usable_size(m2) == 128 * KiB, "a %zu-byte block grown by a byte has %zu usable", mu, malloc_usable_size(m2));
-  free(r3); free(m2);
+  /* ...but not past the next power of two: a 7 KiB block grown to 7300
+   *    bytes gets 8 KiB, not the 12 KiB class that half as much again
+   *    would take (buffers that grow to a cap mostly stop at a power of
+   *    two: redis's 8 KiB list nodes) */
+  uint8_t *c1 = malloc(7000);
+  fill(c1, 0, 7000, 34);
+  uint8_t *c2 = realloc(c1, 7300);
+  CHECK(c2 != NULL && same(c2, 7000, 34));
+  CHECKF(copies || malloc_usable_size(c2) == 8 * KiB, "a 7 KiB block grown to 7300 bytes has %zu usable", malloc_usable_size(c2));
+  free(r3); free(m2); free(c2);
   return KL_DONE();
 }

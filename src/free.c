@@ -72,12 +72,12 @@ static void remote_push(kl_page_t *page, kl_block_t *first, kl_block_t *last, ui
  * gets batching from this); so do all lists at thread exit and in
  * malloc_trim. */
 void kl_foreign_flush(kl_heap_t *heap, unsigned c) {
-  kl_block_t *b = heap->foreign[c].head;
-  heap->foreign[c].head = NULL;
+  kl_block_t *b = heap->foreign[c].free;
+  heap->foreign[c].free = NULL;
   /* Room for KL_FOREIGN_BYTES of the class, at least 8 blocks. Computed
-   * here, once per flush: frees only count the room down. */
+   * here, once per flush: frees count the room down, mallocs up. */
   uint32_t cap = (uint32_t)(KL_FOREIGN_BYTES / kl_class_size[c]);
-  heap->foreign[c].room = cap < 8 ? 8 : cap;
+  heap->foreign[c].used = cap < 8 ? 8 : cap;
   while (b != NULL) {
     /* A run of blocks of one page: relink it with the page's link
      * encoding, then one push. */
@@ -96,14 +96,14 @@ void kl_foreign_flush(kl_heap_t *heap, unsigned c) {
 
 void kl_foreign_flush_all(kl_heap_t *heap) {
   for (unsigned c = 0; c < KL_FOREIGN_CLASSES; c++)
-    if (heap->foreign[c].head != NULL) kl_foreign_flush(heap, c);
+    if (heap->foreign[c].free != NULL) kl_foreign_flush(heap, c);
 }
 
 /* Keep b in the class's cache; the caller made sure there is room. */
 kl_inline void foreign_push(kl_heap_t *heap, unsigned c, kl_block_t *b) {
-  b->next = heap->foreign[c].head;
-  heap->foreign[c].head = b;
-  heap->foreign[c].room--;
+  b->next = heap->foreign[c].free;
+  heap->foreign[c].free = b;
+  heap->foreign[c].used--;   /* the room */
 }
 
 #endif
@@ -136,7 +136,7 @@ static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_b
 #if KL_FOREIGN
   if (page->foreign_ok) {
     heap->counters.frees[c]++;
-    if (heap->foreign[c].room == 0) { kl_foreign_flush(heap, c); kl_stats_sample(heap); }
+    if (heap->foreign[c].used == 0) { kl_foreign_flush(heap, c); kl_stats_sample(heap); }
     foreign_push(heap, c, b);
     return;
   }
@@ -160,7 +160,7 @@ static kl_noinline void free_not_owner(kl_segment_t *seg, kl_page_t *page, kl_bl
   /* Neither a huge block's page nor the empty heap gets here: foreign_ok
    * is 0 on the one, every room is 0 in the other. */
   unsigned c = page->class_idx;
-  if (kl_likely(page->foreign_ok && heap->foreign[c].room != 0)) {
+  if (kl_likely(page->foreign_ok && heap->foreign[c].used != 0)) {
     heap->counters.frees[c]++;
     foreign_push(heap, c, b);
     return;

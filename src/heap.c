@@ -4,7 +4,9 @@
  * Invariants:
  *  - pages_direct[i] is the first page of the class of size i*16, or the
  *    static empty page when that queue is empty: the malloc fast path never
- *    sees NULL and needs no "initialized?" test;
+ *    sees NULL and needs no "initialized?" test; or, while the thread
+ *    lives on other threads' blocks, the class's foreign cache, which is
+ *    shaped as a page for that (kl_malloc_foreign, page.c);
  *  - a page is in exactly one of queues[class] or full (kl_page_in_full says which);
  *  - heap structs come from OS chunks and are recycled through a lock-free
  *    stack, never unmapped: remote frees may write has_delayed through a
@@ -26,14 +28,19 @@ __thread bool kl_heap_exited __attribute__((tls_model("initial-exec")));
 
 /* ---- queues ------------------------------------------------------------ */
 
-static void direct_update(kl_heap_t *heap, unsigned c) {
-  if (kl_class_size[c] > KL_DIRECT_MAX) return;
-  kl_page_t *pg = heap->queues[c].first;
-  if (pg == NULL) pg = (kl_page_t *)&kl_page_empty;
+/* Point the direct sizes of class c (up to KL_DIRECT_MAX) at pg. */
+void kl_heap_direct_set(kl_heap_t *heap, unsigned c, kl_page_t *pg) {
   size_t lo = c == 0 ? 0 : kl_class_size[c - 1] / 16 + 1;
   size_t hi = kl_class_size[c] / 16;
   for (size_t i = lo; i <= hi; i++) heap->pages_direct[i] = pg;
 }
+
+static void direct_update(kl_heap_t *heap, unsigned c) {
+  if (kl_class_size[c] > KL_DIRECT_MAX) return;
+  kl_page_t *pg = heap->queues[c].first;
+  kl_heap_direct_set(heap, c, pg != NULL ? pg : (kl_page_t *)&kl_page_empty);
+}
+void kl_heap_direct_update(kl_heap_t *heap, unsigned c) { direct_update(heap, c); }
 
 static void q_push_front(kl_page_queue_t *q, kl_page_t *page) {
   page->prev = NULL;
@@ -260,7 +267,8 @@ bool kl_heap_is_valid(const kl_heap_t *heap) {
     if (heap->queues[c].last != prev) return false;
     if (kl_class_size[c] <= KL_DIRECT_MAX) {
       const kl_page_t *want = heap->queues[c].first ? heap->queues[c].first : &kl_page_empty;
-      if (heap->pages_direct[kl_class_size[c] / 16] != want) return false;
+      const kl_page_t *got = heap->pages_direct[kl_class_size[c] / 16];
+      if (got != want && !(KL_FOREIGN && c < KL_FOREIGN_CLASSES && got == &heap->foreign[c])) return false;
     }
   }
   for (const kl_page_t *p = heap->full.first; p; p = p->next) {

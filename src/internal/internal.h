@@ -39,6 +39,8 @@ kl_hidden kl_heap_t *kl_heap_init_thread(void);       /* NULL if out of memory *
 kl_hidden void kl_heap_thread_done(void *heap);
 kl_hidden void kl_heap_collect_delayed(kl_heap_t *heap);
 kl_hidden void kl_heap_queue_push_front(kl_heap_t *heap, kl_page_t *page);
+kl_hidden void kl_heap_direct_set(kl_heap_t *heap, unsigned c, kl_page_t *pg);
+kl_hidden void kl_heap_direct_update(kl_heap_t *heap, unsigned c);   /* back to the queue's first page */
 kl_hidden void kl_heap_queue_remove(kl_heap_t *heap, kl_page_t *page);
 kl_hidden void kl_heap_queue_to_front(kl_heap_t *heap, kl_page_t *page);
 kl_hidden void kl_heap_page_to_full(kl_heap_t *heap, kl_page_t *page);

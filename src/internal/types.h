@@ -258,10 +258,14 @@ struct kl_heap_s {
   /* Foreign caches, by class: blocks of other threads' pages that this
    * thread freed, linked through `next` (plain pointers: the list spans
    * pages). Still counted in their pages' `used`, so their pages stay.
-   * `room`: how many more it takes before it goes back to the owners (0
-   * in a new heap: the first free finds the cache full, and the flush
-   * of an empty list sets the room). */
-  struct { kl_block_t *head; uint32_t room; } foreign[KL_FOREIGN_CLASSES];
+   * Each is a page descriptor that no segment holds, so that malloc's fast
+   * path can pop it as a page (kl_malloc_foreign installs it in
+   * pages_direct): its `free` is the list, and its `used` is the room,
+   * how many more blocks it takes before they go back to the owners,
+   * which a pop counts up as it counts a page's used (0 in a new heap:
+   * the first free finds the cache full, and the flush of an empty list
+   * sets the room). No other field is used. */
+  kl_page_t       foreign[KL_FOREIGN_CLASSES];
   /* Made by a free (free.c): until this thread's first pop, its caches
    * only batch frees (page.c's foreign_pop says why). */
   bool            frees_only;

@@ -2,7 +2,10 @@
  * other threads' pages, kept for its own next mallocs.
  *  1. a thread that frees another thread's blocks and then allocates that
  *     size gets exactly those blocks back, with their contents writable,
- *     while the owner's other blocks stay intact;
+ *     while the owner's other blocks stay intact; once they are used up,
+ *     its next blocks of that size are new ones of its own (the cache,
+ *     which malloc's fast path pops in place of a page, ran dry and the
+ *     page is back);
  *  2. a kept block is still a freed block: freeing it again is reported as
  *     a double free (death test), malloc_usable_size refuses it, and the
  *     owner's keel_heap_visit and keel_heap_contains do not count it;
@@ -47,7 +50,7 @@ static bool in_set(void *const *set, size_t n, const void *p) {
 /* ---- the keeping thread ------------------------------------------------
  * It frees the owner's blocks, runs its job, then waits at a barrier until
  * the owner has checked what it must check while the keeper still lives. */
-typedef enum { JOB_REUSE, JOB_EXIT, JOB_TRIM, JOB_OVERFLOW, JOB_USER, JOB_HOLD } job_t;
+typedef enum { JOB_REUSE, JOB_EXIT, JOB_TRIM, JOB_OVERFLOW, JOB_USER, JOB_HOLD, JOB_DRY } job_t;
 typedef struct {
   job_t job;
   bool free_only;              /* no malloc before the frees */
@@ -55,6 +58,8 @@ typedef struct {
   size_t n;
   void *got[N];                /* what this thread allocated afterwards */
   size_t kept;                 /* how many of got[] were among blocks[] */
+  size_t more_kept;            /* JOB_DRY: how many of its next N blocks were among blocks[] or got[] */
+  bool more_ok;                /* ...and they kept their contents (it frees them itself) */
   pthread_barrier_t freed, checked;
   pthread_t th;
 } task_t;
@@ -64,12 +69,24 @@ static void *keeper(void *arg) {
   if (!t->free_only) free(malloc(1000));   /* a heap before the frees */
   for (size_t i = 0; i < t->n; i++) free(t->blocks[i]);
   if (t->job == JOB_TRIM) malloc_trim(0);
-  if (t->job == JOB_REUSE || t->job == JOB_USER) {
+  if (t->job == JOB_REUSE || t->job == JOB_USER || t->job == JOB_DRY) {
     for (int i = 0; i < N; i++) {
       t->got[i] = malloc(SIZE);
       if (in_set(t->blocks, t->n, t->got[i])) t->kept++;
       fill(t->got[i], SIZE, 100 + (unsigned)i);
     }
+  }
+  if (t->job == JOB_DRY) {
+    /* Freed here, so that no page of the size outlives the thread for
+     * the next tests' threads to adopt. */
+    void *more[N];
+    for (int i = 0; i < N; i++) {
+      more[i] = malloc(SIZE);
+      if (in_set(t->blocks, t->n, more[i]) || in_set(t->got, N, more[i])) t->more_kept++;
+      fill(more[i], SIZE, 200 + (unsigned)i);
+    }
+    t->more_ok = true;
+    for (int i = 0; i < N; i++) { t->more_ok &= same(more[i], SIZE, 200 + (unsigned)i); free(more[i]); }
   }
   pthread_barrier_wait(&t->freed);
   pthread_barrier_wait(&t->checked);
@@ -120,6 +137,22 @@ static void test_reuse(void) {
   for (int i = 0; i < N; i++) ok &= same(t.got[i], SIZE, 100 + (unsigned)i) && same(stay[i], SIZE, 50 + (unsigned)i);
   CHECK(ok);
   for (int i = 0; i < N; i++) { free(t.got[i]); free(stay[i]); }
+}
+
+/* The cache runs dry: after the blocks it freed, the thread's next blocks
+ * of the size are new ones (its page is back in the fast path's table). */
+static void test_dry(void) {
+  void *blocks[N];
+  for (int i = 0; i < N; i++) { blocks[i] = malloc(SIZE); fill(blocks[i], SIZE, (unsigned)i); }
+  task_t t = { .job = JOB_DRY, .blocks = blocks, .n = N };
+  keeper_start(&t);
+  keeper_end(&t);
+  if (!no_foreign) CHECKF(t.kept == N, "the freeing thread got back %zu of the %d blocks it freed", t.kept, N);
+  CHECKF(t.more_kept == 0, "%zu of its next %d blocks were blocks it freed or already had", t.more_kept, N);
+  bool ok = t.more_ok;
+  for (int i = 0; i < N; i++) ok &= same(t.got[i], SIZE, 100 + (unsigned)i);
+  CHECK(ok);
+  for (int i = 0; i < N; i++) free(t.got[i]);
 }
 
 /* A thread whose first call is a free, then mallocs: it gets none of the
@@ -243,6 +276,7 @@ static void expect_abort(void (*fn)(void), const char *want, const char *what) {
 
 int main(void) {
   no_foreign = getenv("NO_FOREIGN") != NULL;
+  test_dry();   /* first: no other thread's abandoned pages to adopt yet */
   test_reuse();
   test_still_freed();
   expect_abort(child_double_free, "double free", "a kept block freed again");

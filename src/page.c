@@ -278,22 +278,24 @@ void *kl_malloc_foreign(size_t size, kl_heap_t *heap) {
     foreign_take(heap, c, b);
     return b;
   }
-  if (heap->pages_direct[i] == fc) kl_heap_direct_update(heap, c);   /* ran dry */
   if (b == NULL) {
-    /* No foreign block: this thread's own frees into the page, if any,
-     * become its free list whole (kl_page_collect's common case) without
-     * the slow path. A class with a few live blocks (glibc's simple bench
-     * frees the block of 32 steps back, over 16 classes) runs its list dry
-     * every few calls. */
+    /* No foreign block. The class's page: if the cache that stood in for
+     * it ran dry, the page is back and may have free blocks; else its
+     * list ran dry, and this thread's own frees into it, if any, become
+     * that list whole (kl_page_collect's common case) without the slow
+     * path. A class with a few live blocks (glibc's simple bench frees the
+     * block of 32 steps back, over 16 classes) runs its list dry every
+     * few calls. */
+    if (heap->pages_direct[i] == fc) kl_heap_direct_update(heap, c);
     kl_page_t *page = heap->pages_direct[i];
-    b = page->local_free;
-    if (b != NULL) {
-      page->local_free = NULL;
-      page->free = kl_block_next(page, b);
-      b->freed = 0;
+    kl_block_t *own = page->free;
+    if (own == NULL && (own = page->local_free) != NULL) page->local_free = NULL;
+    if (own != NULL) {
+      page->free = kl_block_next(page, own);
+      own->freed = 0;
       page->used++;
       heap->counters.direct_allocs[i]++;
-      return b;
+      return own;
     }
   }
   return malloc_foreign_miss(size, heap, b != NULL);

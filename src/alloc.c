@@ -26,9 +26,7 @@ kl_inline void *heap_malloc(kl_heap_t *heap, size_t size) {
     kl_page_t *page = heap->pages_direct[i];
     kl_block_t *b = page->free;
     if (kl_likely(b != NULL)) {
-      page->free = kl_block_next(page, b);
-      b->freed = 0;
-      page->used++;
+      kl_page_pop(page, b);
       heap->counters.direct_allocs[i]++;
       return b;
     }
@@ -41,9 +39,7 @@ kl_inline void *heap_malloc(kl_heap_t *heap, size_t size) {
     kl_page_t *page = heap->queues[kl_size_class(size)].first;
     if (kl_likely(page != NULL && page->free != NULL)) {
       kl_block_t *b = page->free;
-      page->free = kl_block_next(page, b);
-      b->freed = 0;
-      page->used++;
+      kl_page_pop(page, b);
       heap->counters.allocs[page->class_idx]++;
       return b;
     }

@@ -35,12 +35,12 @@ void kl_heap_direct_set(kl_heap_t *heap, unsigned c, kl_page_t *pg) {
   for (size_t i = lo; i <= hi; i++) heap->pages_direct[i] = pg;
 }
 
-static void direct_update(kl_heap_t *heap, unsigned c) {
+/* Point them back at the class queue's first page (or the empty page). */
+void kl_heap_direct_update(kl_heap_t *heap, unsigned c) {
   if (kl_class_size[c] > KL_DIRECT_MAX) return;
   kl_page_t *pg = heap->queues[c].first;
   kl_heap_direct_set(heap, c, pg != NULL ? pg : (kl_page_t *)&kl_page_empty);
 }
-void kl_heap_direct_update(kl_heap_t *heap, unsigned c) { direct_update(heap, c); }
 
 static void q_push_front(kl_page_queue_t *q, kl_page_t *page) {
   page->prev = NULL;
@@ -64,7 +64,7 @@ void kl_heap_queue_push_front(kl_heap_t *heap, kl_page_t *page) {
   kl_page_queue_t *q = &heap->queues[page->class_idx];
   if (q->first != NULL) kl_page_unpin(q->first);   /* no longer the only page */
   q_push_front(q, page);
-  direct_update(heap, page->class_idx);
+  kl_heap_direct_update(heap, page->class_idx);
 }
 
 void kl_heap_queue_remove(kl_heap_t *heap, kl_page_t *page) {
@@ -72,7 +72,7 @@ void kl_heap_queue_remove(kl_heap_t *heap, kl_page_t *page) {
   bool was_first = heap->queues[page->class_idx].first == page;
   kl_page_unpin(page);
   q_remove(&heap->queues[page->class_idx], page);
-  if (was_first) direct_update(heap, page->class_idx);
+  if (was_first) kl_heap_direct_update(heap, page->class_idx);
 }
 
 void kl_heap_queue_to_front(kl_heap_t *heap, kl_page_t *page) {
@@ -105,7 +105,7 @@ void kl_heap_page_from_full(kl_heap_t *heap, kl_page_t *page) {
   kl_page_queue_t *q = &heap->queues[page->class_idx];
   if (q->first != NULL) kl_page_unpin(q->first);   /* no longer the only page */
   q_push_back(q, page);
-  if (q->first == page) direct_update(heap, page->class_idx);
+  if (q->first == page) kl_heap_direct_update(heap, page->class_idx);
 }
 
 /* Take back parked pages that remote frees announced. */

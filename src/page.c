@@ -291,9 +291,7 @@ void *kl_malloc_foreign(size_t size, kl_heap_t *heap) {
     kl_block_t *own = page->free;
     if (own == NULL && (own = page->local_free) != NULL) page->local_free = NULL;
     if (own != NULL) {
-      page->free = kl_block_next(page, own);
-      own->freed = 0;
-      page->used++;
+      kl_page_pop(page, own);
       heap->counters.direct_allocs[i]++;
       return own;
     }
@@ -340,9 +338,7 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   kl_page_t *page = page_find(heap, c);
   if (page == NULL) { errno = ENOMEM; return NULL; }
   b = page->free;
-  page->free = kl_block_next(page, b);
-  b->freed = 0;
-  page->used++;
+  kl_page_pop(page, b);
   heap->counters.allocs[c]++;
   if (zero) memset(b, 0, size);
   /* A safe point: the heap is consistent, so starting the purger thread

@@ -155,6 +155,15 @@ kl_inline void kl_block_set_next(const kl_page_t *page, kl_block_t *b, kl_block_
 #define kl_block_set_next(page, b, n) ((void)(page), (b)->next = (n))
 #endif
 
+/* Hand out b, the head of page's free list: unlink it, clear its freed
+ * mark, count it in used. Every malloc path's pop (the caller counts the
+ * allocation in its own statistics slot). */
+kl_inline void kl_page_pop(kl_page_t *page, kl_block_t *b) {
+  page->free = kl_block_next(page, b);
+  b->freed = 0;
+  page->used++;
+}
+
 /* ---- debug.c: the debug build's checks wrap the API entry points */
 #if KL_DEBUG
 kl_hidden void *kl_dbg_malloc(size_t size);

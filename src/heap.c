@@ -204,7 +204,7 @@ static void abandon_queue(kl_page_queue_t *q) {
     kl_page_unpin(page);
     kl_page_collect(page);
     atomic_store_explicit(&page->heap, NULL, memory_order_relaxed);
-    if (page->used == 0) kl_segment_page_free(page);
+    if (page->used == 0 && kl_holes_release(page)) kl_segment_page_free(page);
     page = next;
   }
   q->first = q->last = NULL;
@@ -404,7 +404,7 @@ kl_public bool keel_heap_contains(const keel_heap_t *h, const void *p) {
   size_t off = (size_t)((const uint8_t *)p - page->start);
   if (!page->in_use || kl_load_relaxed(&page->heap) != heap) return false;
   if (!kl_page_has_block(page, off)) return false;
-  return ((const kl_block_t *)p)->freed != kl_block_mark(page);
+  return ((const kl_block_t *)p)->freed != kl_block_mark(page) && !kl_holes_contain(page, p);
 }
 
 static bool visit_queue(kl_page_queue_t *q, bool (*visit)(void *, size_t, void *), void *arg) {
@@ -422,6 +422,7 @@ static bool visit_queue(kl_page_queue_t *q, bool (*visit)(void *, size_t, void *
       /* Freed but in no list of the page: in another thread's foreign
        * cache (free.c). The mark says so. */
       kl_block_t *b = (kl_block_t *)(page->start + (size_t)i * page->block_size);
+      if (kl_holes_contain(page, b)) continue;   /* free, its memory given back (holes.c) */
       if (KL_FOREIGN && b->freed == kl_block_mark(page)) continue;
       if (!visit(b, page->block_size, arg)) return false;
     }

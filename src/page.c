@@ -82,8 +82,16 @@ static void page_extend(kl_page_t *page) {
   page->free = head;
   (void)p;
 #else
-  for (uint32_t i = 1; i < n; i++, p += bs) kl_block_set_next(page, (kl_block_t *)p, (kl_block_t *)(p + bs));
+  /* Carved blocks carry the freed mark, as every block on a free list
+   * does (holes.c finds free blocks by it; a free of a block never handed
+   * out is then a double free). */
+  uintptr_t mark = kl_block_mark(page);
+  for (uint32_t i = 1; i < n; i++, p += bs) {
+    kl_block_set_next(page, (kl_block_t *)p, (kl_block_t *)(p + bs));
+    ((kl_block_t *)p)->freed = mark;
+  }
   kl_block_set_next(page, (kl_block_t *)p, page->free);
+  ((kl_block_t *)p)->freed = mark;
   page->free = (kl_block_t *)first;
 #endif
   page->capacity += n;
@@ -134,6 +142,7 @@ void kl_page_retire(kl_heap_t *heap, kl_page_t *page) {
   kl_assert(kl_page_used(page) == 0);
   if (kl_page_in_full(page)) kl_heap_page_from_full(heap, page);
   if (kl_page_is_sole(page)) { kl_page_pin(page); return; }
+  if (page->holes != 0 && !kl_holes_release(page)) return;   /* a late double free: see holes.c */
   kl_heap_queue_remove(heap, page);
   kl_segment_page_free(page);
   kl_segment_purge(heap, false);   /* pages retired earlier may be due now */
@@ -152,7 +161,7 @@ static kl_page_t *page_steal(kl_heap_t *heap, unsigned c, size_t bs) {
     kl_page_t *page = heap->queues[x].first;
     /* Sole (first with no next) and empty; used == 0 also means no remote
      * free is pending and no block waits in a foreign cache. */
-    if (page == NULL || page->next != NULL || kl_page_used(page) != 0 || x == c) continue;
+    if (page == NULL || page->next != NULL || kl_page_used(page) != 0 || page->holes != 0 || x == c) continue;
     if ((kl_class_size[x] <= KL_SMALL_MAX) != small) continue;
     if (page->index == 0 && bs > kl_page_area_size(small ? KL_SMALL_PAGE_SHIFT : KL_MEDIUM_PAGE_SHIFT, 0)) continue;
     kl_heap_queue_remove(heap, page);
@@ -165,6 +174,7 @@ static kl_page_t *page_steal(kl_heap_t *heap, unsigned c, size_t bs) {
 static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
   size_t bs = kl_class_size[c];
   kl_segment_purge(heap, false);
+  kl_holes_sweep(heap, false);   /* the heap grows: idle sparse pages give their free OS pages back */
   kl_segkind_t kind = bs <= KL_SMALL_MAX ? KL_SEG_SMALL : KL_SEG_MEDIUM;
   /* Written memory first: a free page not yet purged, else, for a realloc
    * that grows a block into this class, another class's empty page, and
@@ -209,6 +219,9 @@ static kl_page_t *page_find(kl_heap_t *heap, unsigned c) {
     while (page != NULL) {
       kl_page_t *next = page->next;
       if (page->free == NULL) kl_page_collect(page);
+      /* Holes first: a page never carves past its capacity while some of
+       * its carved blocks are in holes (holes.c counts on it). */
+      while (page->free == NULL && kl_holes_fill(page)) {}
       if (page->free == NULL && page->capacity < page->reserved) page_extend(page);
       if (page->free != NULL) {
         if (page != q->first) kl_heap_queue_to_front(heap, page);
@@ -364,5 +377,5 @@ bool kl_page_is_valid(const kl_page_t *page) {
   if (page->capacity > page->reserved || kl_page_used(page) > page->capacity) return false;
   uint32_t n = 0;
   if (!list_is_valid(page, page->free, &n) || !list_is_valid(page, page->local_free, &n)) return false;
-  return n + kl_page_used(page) == page->capacity;
+  return n + kl_page_used(page) + kl_holes_blocks(page) == page->capacity;
 }

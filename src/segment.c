@@ -281,9 +281,13 @@ static kl_segment_t *segment_new(kl_heap_t *heap, kl_segkind_t kind) {
   return seg;
 }
 
+/* The bytes of a free page's holes (holes.c), counted as given back. */
+static size_t holes_bytes(const kl_page_t *page) { return (size_t)__builtin_popcount(page->holes) << 12; }
+
 static void segment_free(kl_heap_t *heap, kl_segment_t *seg) {
   if (heap->seg_cache == seg) kl_heap_set_seg_cache(heap, KL_SEG_NONE);   /* see kl_heap_s */
   for (uint32_t i = 0; i < seg->page_count; i++) {   /* the segment is accounted whole again */
+    if (seg->pages[i].holes != 0) { kl_stats_purged(-(ptrdiff_t)holes_bytes(&seg->pages[i])); seg->pages[i].holes = 0; }
     if (!seg->pages[i].is_purged) continue;
     size_t size;
     kl_page_area(seg, &seg->pages[i], &size);
@@ -329,6 +333,7 @@ kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t bloc
   if (dirty_only && page->purge_at == 0) return NULL;
   page->in_use = 1;
   page->purge_at = 0;          /* reused dirty: no purge needed */
+  if (page->holes != 0) { kl_stats_purged(-(ptrdiff_t)holes_bytes(page)); page->holes = 0; }
   if (page->is_purged) {
     size_t size;
     kl_page_area(seg, page, &size);
@@ -345,7 +350,8 @@ static void page_purge(kl_segment_t *seg, kl_page_t *page) {
   kl_prim_purge(area, size);
   page->purge_at = 0;
   page->is_purged = true;
-  kl_stats_purged((ptrdiff_t)size);
+  kl_stats_purged((ptrdiff_t)(size - holes_bytes(page)));
+  page->holes = 0;
 }
 
 /* A page's last block is back. Its memory is dirty: give it to the OS after
@@ -356,8 +362,12 @@ bool kl_segment_page_free(kl_page_t *page) {
   kl_heap_t *heap = seg->heap;
   uint8_t index = page->index;
   atomic_fetch_sub_explicit(&kl_os_stats.pages[page->class_idx], 1, memory_order_relaxed);
+  /* A page's holes (holes.c) stay marked while it is free: they count as
+   * given back until the page is purged whole or reused. */
+  uint16_t holes = page->holes;
   memset(page, 0, sizeof(*page));
   page->index = index;
+  page->holes = holes;
   seg->is_zero = false;
   if (--seg->used_pages == 0) { segment_free(heap, seg); return true; }
   if (!seg->in_free_list) free_list_add(heap, seg);
@@ -691,7 +701,7 @@ static void adopt(kl_heap_t *heap, kl_segment_t *seg) {
     /* Every block came back meanwhile: free the page the normal way, so
      * its dirty memory is scheduled for purging like any other (a page
      * dropped here without a purge date stayed resident for good). */
-    if (page->used != 0) kl_heap_queue_push_front(heap, page);
+    if (page->used != 0 || !kl_holes_release(page)) kl_heap_queue_push_front(heap, page);
     else if (kl_segment_page_free(page)) return;   /* that was the segment's last page */
   }
   if (seg->used_pages == 0) segment_free(heap, seg);   /* not expected: abandon frees empty segments */

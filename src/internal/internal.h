@@ -259,6 +259,21 @@ kl_hidden uint8_t *kl_page_area(const kl_segment_t *seg, const kl_page_t *page, 
 kl_hidden size_t kl_page_area_size(uint32_t page_shift, uint32_t index);   /* kl_page_area's size */
 kl_hidden bool kl_page_is_valid(const kl_page_t *page);
 
+/* ---- holes.c: free OS pages inside pages in use, given back */
+#if KL_HOLES
+kl_hidden void kl_holes_sweep(kl_heap_t *heap, bool force);   /* rate-limited unless force */
+kl_hidden bool kl_holes_fill(kl_page_t *page);      /* bring back the lowest run; false if none */
+kl_hidden bool kl_holes_release(kl_page_t *page);   /* an emptied page's holes checked; false: keep the page */
+kl_hidden uint32_t kl_holes_blocks(const kl_page_t *page);          /* blocks in no list for them */
+kl_hidden bool kl_holes_contain(const kl_page_t *page, const void *b);
+#else
+#define kl_holes_sweep(heap, force) ((void)(heap), (void)(force))
+#define kl_holes_fill(page)         ((void)(page), false)
+#define kl_holes_release(page)      ((void)(page), true)
+#define kl_holes_blocks(page)       ((void)(page), (uint32_t)0)
+#define kl_holes_contain(page, b)   ((void)(page), (void)(b), false)
+#endif
+
 /* ---- alloc.c / free.c */
 kl_hidden void *kl_malloc(size_t size);
 kl_hidden void *kl_calloc(size_t count, size_t size);

@@ -34,6 +34,9 @@ bool   kl_prim_protect(void *addr, size_t size);
 bool   kl_prim_free(void *addr, size_t size);
 /* Give the pages back to the OS; the range stays mapped and reads as zero. */
 bool   kl_prim_purge(void *addr, size_t size);
+/* Which of the OS pages of [addr, addr + size) are resident: one byte
+ * each into vec (nonzero: resident); false if unknown. */
+bool   kl_prim_resident(void *addr, size_t size, uint8_t *vec);
 /* Grow or shrink a mapping in place; false if the neighbours are taken. */
 bool   kl_prim_resize_in_place(void *addr, size_t old_size, size_t new_size);
 /* Move the old_size bytes at addr onto the start of `target`, a reservation

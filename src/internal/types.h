@@ -74,6 +74,11 @@
  * without the free checks, whose double-free mark tells keel_heap_visit
  * that a block waiting in some thread's cache is not live. */
 #define KL_FOREIGN            (!KL_SECURE && KL_FREE_CHECKS)
+/* Holes (holes.c): free OS pages inside sparse pages given back. Not in
+ * the secure build (keyed, shuffled lists) nor the debug build (fill
+ * patterns checked on reuse), and not without the freed mark, by which
+ * it finds free blocks. */
+#define KL_HOLES              (!KL_SECURE && !KL_DEBUG && KL_FREE_CHECKS)
 #define KL_FOREIGN_CLASSES    20                /* classes 0..19: blocks up to KL_DIRECT_MAX */
 #define KL_FOREIGN_BYTES      ((size_t)64 << 10) /* most bytes kept per class, at least 8 blocks */
 
@@ -137,6 +142,7 @@ struct __attribute__((aligned(64))) kl_page_s {
   uint32_t    used;             /* see invariant above (owner only) */
   bool        is_purged;        /* not in use, memory given back to the OS */
   uint8_t     pinned;           /* 1: counted once more in used (kl_page_pin) */
+  uint16_t    holes;            /* OS pages given back while in use, one bit each (holes.c) */
   uint32_t    capacity;         /* blocks carved so far */
   uint32_t    reserved;         /* blocks that fit */
   /* Frees from other threads: a list head, below 2^48, and in the top 16
@@ -146,7 +152,8 @@ struct __attribute__((aligned(64))) kl_page_s {
    * and wants to hear of the next remote free (see free.c). */
   _Atomic(uintptr_t) xthread_free;
   kl_page_t  *next, *prev;      /* in a heap queue */
-  uint64_t    purge_at;         /* not in use, dirty: give back to the OS at (ms); 0 = clean */
+  uint64_t    purge_at;         /* not in use, dirty: give back to the OS at (ms); 0 = clean.
+                                 * In use: holes.c's idle signature, or 0 */
 };
 _Static_assert(sizeof(struct kl_page_s) == 128, "a page is two cache lines");
 
@@ -250,6 +257,7 @@ struct kl_heap_s {
   kl_segment_t   *segments;        /* every small/medium segment owned */
   kl_segment_t   *free_segs[2];    /* small, medium: those with a free page */
   uint64_t        purge_next;      /* no dirty free page is due before this (ms) */
+  uint64_t        holes_next;      /* holes.c's next sweep is due then (ms) */
   /* First-class heaps (keel_heap_new): is_user, the thread's default heap as
    * parent, linked on the parent's `users`; `huge` lists their huge blocks. */
   bool            is_user;

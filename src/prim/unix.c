@@ -124,6 +124,14 @@ bool kl_prim_purge(void *addr, size_t size) {
   return ok;
 }
 
+bool kl_prim_resident(void *addr, size_t size, uint8_t *vec) {
+  int err = errno;
+  bool ok = mincore(addr, size, (unsigned char *)vec) == 0;
+  errno = err;
+  if (ok) for (size_t i = 0; i < size / os_page; i++) vec[i] &= 1;
+  return ok;
+}
+
 bool kl_prim_resize_in_place(void *addr, size_t old_size, size_t new_size) {
 #ifdef MREMAP_MAYMOVE
   int err = errno;

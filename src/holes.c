@@ -1,0 +1,246 @@
+/* holes.c — giving back the free OS pages inside pages that still hold
+ * live blocks.
+ *
+ * A slab page holds blocks of one size. A program that fills memory with
+ * small blocks, frees most of them at random and then allocates other
+ * sizes (bench memeff: fill, free 90%, allocate larger blocks) leaves its
+ * small pages sparse: one live block in ten keeps every page, and the new
+ * sizes take new pages, so resident memory is the old peak plus the new
+ * data. The page cannot go back whole, but each 4 KiB OS page in it whose
+ * blocks are all free can: such an OS page is a *hole*. A page's holes
+ * are a 16-bit mask (kl_page_s.holes, one bit per OS page of a 64 KiB
+ * page), given back with madvise; the free blocks that overlap a hole
+ * leave the page's free list (their links are gone with the memory) and
+ * are in no list, counted neither in `used` nor on a list: the checked
+ * build's page walk counts them from the mask (kl_holes_blocks).
+ *
+ * When: kl_holes_sweep runs from the slow path that takes a fresh page
+ * (the heap grows: memory is wanted while sparse pages sit idle), at most
+ * once per KEEL_PURGE_DELAY, and from malloc_trim. A page is punched when
+ * it is not its class's current page (the queue's first), at most a
+ * quarter of its blocks are live, and it was not allocated from or freed
+ * into between two sweeps (kl_page_s.purge_at holds a signature of its
+ * lists and count while it is in use). So pages a program keeps working
+ * on are left alone, and the madvise and the later faults are paid only
+ * for memory that sat idle.
+ *
+ * Refill: when a page's free list runs dry in page_find, its lowest run
+ * of holes comes back first (kl_holes_fill): the blocks overlapping the
+ * run are linked again, in address order, which faults the OS pages in
+ * as they are written.
+ *
+ * A double free of a block whose header lies in a hole cannot be caught
+ * at once (its freed mark went with the memory, free reads zero), so it
+ * is caught when the hole is refilled or the page empties: a hole's
+ * memory reads zero until a program writes it, and nothing but a free of
+ * a block keel holds (or a write after free) writes it. Both check the
+ * headers in the holes that are resident again (kl_prim_resident, so
+ * checking faults nothing in), report the block, and count it as in use
+ * so that nothing is handed out twice. A block whose header lies outside
+ * the hole (it straddles into one) keeps its mark: a second free of it is
+ * caught at once, as anywhere.
+ *
+ * Not in the secure build (its lists are keyed and shuffled; its pages
+ * have guards) nor the debug build (its fill patterns are checked when a
+ * block is handed out), and not for blocks over 4 KiB, which then overlap
+ * at most two OS pages, so a block meets at most one maximal run of holes. */
+#include <string.h>
+#include "internal/internal.h"
+
+#if KL_HOLES
+
+#define OS_PAGE ((size_t)4096)
+#define OS_PAGES_PER_PAGE ((size_t)1 << (KL_SMALL_PAGE_SHIFT - 12))   /* 16: the mask's bits */
+
+/* The page's OS-page-aligned base (the page's own start in the segment;
+ * the first page's blocks start after the header). */
+static uint8_t *page_base(const kl_page_t *page) {
+  return (uint8_t *)kl_align_down((uintptr_t)page, KL_SEGMENT_SIZE) + ((size_t)page->index << KL_SMALL_PAGE_SHIFT);
+}
+
+/* The carved blocks first..last that overlap OS pages k0..k1-1. */
+static void run_blocks(const kl_page_t *page, unsigned k0, unsigned k1, uint32_t *first, uint32_t *last) {
+  size_t rel = (size_t)(page->start - page_base(page));   /* k0 * 4 KiB >= rel: see punch */
+  size_t lo = k0 * OS_PAGE - rel, hi = k1 * OS_PAGE - rel;
+  size_t end = (size_t)page->capacity * page->block_size;
+  if (hi > end) hi = end;
+  *first = (uint32_t)(lo / page->block_size);
+  *last = (uint32_t)((hi - 1) / page->block_size);
+}
+
+/* The maximal run of holes starting at the lowest set bit at or above k. */
+static bool next_run(uint16_t mask, unsigned k, unsigned *k0, unsigned *k1) {
+  while (k < OS_PAGES_PER_PAGE && !(mask & (1u << k))) k++;
+  if (k == OS_PAGES_PER_PAGE) return false;
+  *k0 = k;
+  while (k < OS_PAGES_PER_PAGE && (mask & (1u << k))) k++;
+  *k1 = k;
+  return true;
+}
+
+uint32_t kl_holes_blocks(const kl_page_t *page) {
+  uint32_t n = 0, first, last;
+  unsigned k0, k1;
+  for (unsigned k = 0; next_run(page->holes, k, &k0, &k1); k = k1) {
+    run_blocks(page, k0, k1, &first, &last);
+    n += last - first + 1;
+  }
+  return n;
+}
+
+bool kl_holes_contain(const kl_page_t *page, const void *b) {
+  if (page->holes == 0) return false;
+  size_t off = (size_t)((const uint8_t *)b - page_base(page));
+  unsigned a = (unsigned)(off / OS_PAGE), z = (unsigned)((off + page->block_size - 1) / OS_PAGE);
+  return ((page->holes >> a) & 1) || (z < OS_PAGES_PER_PAGE && ((page->holes >> z) & 1));
+}
+
+/* Which OS pages of the run k0..k1 are resident again (written, or read,
+ * since they were given back); false if none is, or the OS cannot say. */
+static bool run_resident(const kl_page_t *page, unsigned k0, unsigned k1, uint8_t *resident) {
+  if (!kl_prim_resident(page_base(page) + k0 * OS_PAGE, (k1 - k0) * OS_PAGE, resident)) return false;
+  for (unsigned k = 0; k < k1 - k0; k++) if (resident[k]) return true;
+  return false;
+}
+
+/* Bring back the run k0..k1: its blocks go onto the free list in address
+ * order, marked freed, and the memory counts as committed again. A block
+ * whose header lies in a resident OS page of the run and is not all zero
+ * was written since the run was given back: a double free (or a write
+ * after free). It is reported, and stays out of the list, counted in use:
+ * the free that wrote it had counted it back, and it may be in a list or
+ * in the program's hands now. */
+static void run_fill(kl_page_t *page, unsigned k0, unsigned k1) {
+  uint8_t *base = page_base(page);
+  uint8_t resident[OS_PAGES_PER_PAGE];
+  bool check = run_resident(page, k0, k1, resident);
+  uint32_t first, last;
+  run_blocks(page, k0, k1, &first, &last);
+  kl_block_t *head = page->free;
+  for (uint32_t i = last + 1; i-- > first; ) {
+    kl_block_t *b = (kl_block_t *)(page->start + (size_t)i * page->block_size);
+    size_t k = (size_t)((uint8_t *)b - base) / OS_PAGE;
+    /* A header before the run lies in an OS page that kept its contents:
+     * the block kept its mark, and free caught any second free of it. */
+    if (check && k >= k0 && resident[k - k0] && (b->next != NULL || b->freed != 0)) {
+      kl_error_bad_pointer("free", b, "double free (found later: keel had given the block's memory back)");
+      page->used++;
+      continue;
+    }
+    kl_block_set_next(page, b, head);
+    b->freed = kl_block_mark(page);
+    head = b;
+  }
+  page->free = head;
+  for (unsigned k = k0; k < k1; k++) page->holes &= (uint16_t)~(1u << k);
+  kl_stats_purged(-(ptrdiff_t)((k1 - k0) * OS_PAGE));
+}
+
+bool kl_holes_fill(kl_page_t *page) {
+  unsigned k0, k1;
+  if (!next_run(page->holes, 0, &k0, &k1)) return false;
+  run_fill(page, k0, k1);
+  return true;
+}
+
+bool kl_holes_release(kl_page_t *page) {
+  uint32_t before = page->used;
+  uint8_t resident[OS_PAGES_PER_PAGE];
+  /* Only OS pages written since can hold a double free: fill the runs
+   * that have one (which checks them) and leave the rest untouched. */
+  if (!kl_prim_resident(page_base(page), (size_t)1 << KL_SMALL_PAGE_SHIFT, resident)) return true;
+  unsigned k0, k1;
+  for (unsigned k = 0; next_run(page->holes, k, &k0, &k1); k = k1) {
+    bool written = false;
+    for (unsigned j = k0; j < k1; j++) written |= resident[j] != 0;
+    if (written) run_fill(page, k0, k1);
+  }
+  return page->used == before;   /* else a block counted free is in use after all: keep the page */
+}
+
+/* Give back the holes of a page: every OS page whose carved blocks are all
+ * free (and that lies wholly in the page's block area). Free blocks are
+ * found by their mark, in address order, rather than by walking the list
+ * (a cache miss per block): every block on the page's lists carries it
+ * (page_extend marks carved blocks too), live blocks do not. A block
+ * freed by another thread into its foreign cache (free.c) carries it as
+ * well, but is on none of the page's lists and counts as used: when the
+ * marks outnumber the free blocks, some are away, and the page waits. */
+static void punch(kl_page_t *page) {
+  kl_page_collect(page);
+  size_t bs = page->block_size, end = (size_t)page->capacity * bs;
+  uintptr_t mark = kl_block_mark(page);
+  uint64_t freemap[((size_t)1 << KL_SMALL_PAGE_SHIFT) / 16 / 64] = { 0 };
+  uint32_t nfree = 0;
+  for (uint32_t i = 0; i < page->capacity; i++) {
+    if (((const kl_block_t *)(page->start + (size_t)i * bs))->freed != mark) continue;
+    freemap[i / 64] |= (uint64_t)1 << (i % 64);
+    nfree++;
+  }
+  if (nfree != page->capacity - kl_page_used(page)) return;
+  uint8_t *base = page_base(page);
+  size_t rel = (size_t)(page->start - base);
+  uint16_t mask = 0;
+  for (unsigned k = 0; k < OS_PAGES_PER_PAGE; k++) {
+    if (k * OS_PAGE < rel || k * OS_PAGE - rel >= end) continue;   /* header, or nothing carved */
+    uint32_t first, last, i;
+    run_blocks(page, k, k + 1, &first, &last);
+    for (i = first; i <= last && (freemap[i / 64] >> (i % 64) & 1); i++) {}
+    if (i > last) mask |= (uint16_t)(1u << k);
+  }
+  if (mask == 0) return;
+  page->holes = mask;
+  /* The free list again, in address order, without the blocks that
+   * overlap a hole (their links go with the memory). */
+  kl_block_t *head = NULL;
+  for (uint32_t i = page->capacity; i-- > 0; ) {
+    if (!(freemap[i / 64] >> (i % 64) & 1)) continue;
+    kl_block_t *b = (kl_block_t *)(page->start + (size_t)i * bs);
+    if (kl_holes_contain(page, b)) continue;
+    kl_block_set_next(page, b, head);
+    head = b;
+  }
+  page->free = head;
+  unsigned k0, k1;
+  for (unsigned k = 0; next_run(mask, k, &k0, &k1); k = k1) {
+    size_t size = (k1 - k0) * OS_PAGE;
+    kl_prim_purge(base + k0 * OS_PAGE, size);
+    kl_stats_purged((ptrdiff_t)size);
+  }
+}
+
+/* A signature of what an allocation or a free changes on a page: its list
+ * heads and its count. Odd, so never 0 (a page's purge_at is 0 when it is
+ * handed out). */
+static uint64_t idle_sig(const kl_page_t *page) {
+  return (((uint64_t)(uintptr_t)page->free << 16) ^ ((uint64_t)(uintptr_t)page->local_free << 40) ^ page->used) | 1;
+}
+
+void kl_holes_sweep(kl_heap_t *heap, bool force) {
+  if (heap->is_user || kl_os.page_size != OS_PAGE || kl_option(KL_OPT_HUGE_PAGES) != 0) return;
+  uint64_t now = kl_prim_clock_ms();
+  if (!force && now < heap->holes_next) return;
+  long delay = kl_option(KL_OPT_PURGE_DELAY);
+  heap->holes_next = now + (uint64_t)(delay > 0 ? delay : 0);
+  for (unsigned c = 0; c < KL_CLASS_COUNT && kl_class_size[c] <= OS_PAGE; c++) {
+    kl_page_queue_t *q = &heap->queues[c];
+    if (q->first == NULL) continue;
+    for (kl_page_t *page = q->first->next; page != NULL; page = page->next) {
+      uint32_t used = kl_page_used(page);
+      if (page->holes != 0 || used * 4 > page->capacity || (size_t)page->capacity * page->block_size < 4 * OS_PAGE) {
+        page->purge_at = 0;
+        continue;
+      }
+      /* Seen idle twice: punch. A page punched without a hole (its free
+       * blocks are scattered, or some wait in a foreign cache) keeps the
+       * signature with bit 1 flipped, and is not scanned again until it
+       * changes. */
+      uint64_t sig = idle_sig(page);
+      if (page->purge_at == (sig ^ 2) && !force) continue;
+      if (force || page->purge_at == sig) { punch(page); page->purge_at = page->holes ? 0 : idle_sig(page) ^ 2; }
+      else page->purge_at = sig;
+    }
+  }
+}
+
+#endif

@@ -1,0 +1,168 @@
+/* holes.c — free OS pages inside pages that still hold live blocks are
+ * given back (src/holes.c), and come back intact.
+ *  1. 40,000 blocks of 1 KiB, 9 in 10 freed at random: malloc_trim(0)
+ *     gives back the OS pages whose blocks are all free (resident memory
+ *     falls by over 10 MB, where whole pages could give back nothing),
+ *     keel_heap_visit sees exactly the live blocks, and every live block
+ *     keeps its contents; then 36,000 new blocks of the size fill the
+ *     holes again, and every block, old and new, keeps its contents.
+ *  2. without malloc_trim: the same sparse pages, then another size
+ *     allocated for a while (KEEL_PURGE_DELAY=1, set by the suite): the
+ *     idle sparse pages give their holes back as the heap grows, so
+ *     resident memory grows by less than the new blocks' bytes less 10 MB.
+ *  3. a double free of a block whose memory was given back (its freed
+ *     mark went with it) is caught later: when its page empties, or when
+ *     the hole is filled again. Both abort with "double free".
+ * Every part runs in a fresh thread or a forked child, so its pages are
+ * its own. In builds without holes (secure, debug) parts 1 and 2 check
+ * the contents only (NO_HOLES=1), and part 3's double frees are caught
+ * at once. Links libkeel. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <malloc.h>
+#include "keel.h"
+#include "../harness.h"
+
+#define SIZE 1024
+#define MANY 40000
+
+static bool holes_expected;
+
+static long rss_kib(void) {
+  long pages = 0, res = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL) return -1;
+  if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = -1;
+  fclose(f);
+  return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void fill(unsigned char *p, size_t n, unsigned seed) { for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed * 13 + i * 7); }
+static bool same(const unsigned char *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i++) if (p[i] != (unsigned char)(seed * 13 + i * 7)) return false;
+  return true;
+}
+
+static uint64_t rng = 0x9e3779b97f4a7c15u;
+static unsigned rnd(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return (unsigned)(rng >> 11); }
+
+static unsigned char *v[MANY];
+
+/* MANY blocks, then 9 in 10 freed; returns how many are left. */
+static int sparse(void) {
+  for (int i = 0; i < MANY; i++) { v[i] = malloc(SIZE); fill(v[i], SIZE, (unsigned)i); }
+  int live = 0;
+  for (int i = 0; i < MANY; i++) {
+    if (rnd() % 10 != 0) { free(v[i]); v[i] = NULL; } else live++;
+  }
+  return live;
+}
+
+static int check_live(void) {
+  int bad = 0;
+  for (int i = 0; i < MANY; i++) if (v[i] != NULL && !same(v[i], SIZE, (unsigned)i)) bad++;
+  return bad;
+}
+
+static size_t visited;
+static bool count_1k(void *block, size_t size, void *arg) {
+  (void)block; (void)arg;
+  if (size >= SIZE && size < 2 * SIZE) visited++;   /* the debug build's blocks are bigger (1280 B) */
+  return true;
+}
+
+static void *part1(void *arg) {
+  (void)arg;
+  int live = sparse();
+  long before = rss_kib();
+  malloc_trim(0);
+  long after = rss_kib();
+  visited = 0;
+  keel_heap_visit(keel_heap_default(), count_1k, NULL);   /* before printf: stdio's buffer may be 1 KiB */
+  CHECKF(visited == (size_t)live, "keel_heap_visit saw %zu blocks of %d B, %d live", visited, SIZE, live);
+  printf("part 1: %d live blocks of %d; resident %ld -> %ld KiB after malloc_trim\n", live, MANY, before, after);
+  if (holes_expected) CHECKF(before - after > 10 * 1024, "resident %ld -> %ld KiB", before, after);
+  CHECK(check_live() == 0);
+  /* Fill the holes again. */
+  for (int i = 0; i < MANY; i++) if (v[i] == NULL) { v[i] = malloc(SIZE); fill(v[i], SIZE, (unsigned)i); }
+  CHECK(check_live() == 0);
+  for (int i = 0; i < MANY; i++) free(v[i]);
+  return NULL;
+}
+
+#define OTHER 2048
+#define OTHER_N 10000
+static void *part2(void *arg) {
+  (void)arg;
+  int live = sparse();
+  long before = rss_kib();
+  static unsigned char *w[OTHER_N];
+  for (int b = 0; b < 20; b++) {
+    for (int i = b * (OTHER_N / 20); i < (b + 1) * (OTHER_N / 20); i++) { w[i] = malloc(OTHER); fill(w[i], OTHER, (unsigned)i + 5); }
+    usleep(3000);   /* longer than KEEL_PURGE_DELAY: the sparse pages sit idle */
+  }
+  long after = rss_kib(), grown = after - before, bytes = (long)OTHER * OTHER_N / 1024;
+  printf("part 2: %d live blocks of %d; resident %ld -> %ld KiB while %ld KiB were allocated\n", live, MANY, before, after, bytes);
+  if (holes_expected) CHECKF(grown < bytes - 10 * 1024, "resident grew %ld KiB for %ld KiB of new blocks", grown, bytes);
+  CHECK(check_live() == 0);
+  int bad = 0;
+  for (int i = 0; i < OTHER_N; i++) { if (!same(w[i], OTHER, (unsigned)i + 5)) bad++; free(w[i]); }
+  CHECK(bad == 0);
+  for (int i = 0; i < MANY; i++) free(v[i]);
+  return NULL;
+}
+
+/* Part 3: the first block of each 64 KiB page kept, the rest freed,
+ * holes made; then one freed block in a hole is freed again. */
+#define PAGES 40
+static unsigned char *d[64 * PAGES + 64];
+static unsigned char *second_free(void) {
+  int n = 64 * PAGES + 64;
+  for (int i = 0; i < n; i++) d[i] = malloc(SIZE);
+  unsigned char *victim = NULL;
+  for (int i = 0; i < n; i++) {
+    uintptr_t off = (uintptr_t)d[i] & 0xffff;
+    if (off < SIZE) continue;                                 /* kept */
+    if (victim == NULL && i > 128 && off >= 0x8000 && off < 0xc000) victim = d[i];
+    free(d[i]);
+    d[i] = NULL;
+  }
+  malloc_trim(0);
+  free(victim);   /* the second free */
+  return victim;
+}
+static void late_when_emptied(void) {
+  second_free();
+  for (int i = 0; i < 64 * PAGES + 64; i++) free(d[i]);
+  _exit(0);   /* not caught */
+}
+static void late_when_refilled(void) {
+  second_free();
+  for (int i = 0; i < 64 * PAGES * 2; i++) { unsigned char *p = malloc(SIZE); memset(p, 1, SIZE); }
+  _exit(0);
+}
+
+static void expect_double_free(const char *what, void (*fn)(void)) {
+  char out[4096];
+  int st = kl_t_fork(fn, NULL, out, sizeof out);
+  CHECKF(WIFSIGNALED(st) && WTERMSIG(st) == SIGABRT && strstr(out, "double free"),
+         "%s: status %#x, stderr: %.400s", what, st, out);
+}
+
+int main(void) {
+  holes_expected = getenv("NO_HOLES") == NULL;
+  pthread_t t;
+  pthread_create(&t, NULL, part1, NULL);
+  pthread_join(t, NULL);
+  pthread_create(&t, NULL, part2, NULL);
+  pthread_join(t, NULL);
+  expect_double_free("double free in a hole, found when its page empties", late_when_emptied);
+  expect_double_free("double free in a hole, found when the hole fills", late_when_refilled);
+  return KL_DONE();
+}

@@ -181,6 +181,7 @@ typedef struct keel_stats_s {
   size_t calls_reallocarray, calls_free_sized;
   size_t calls_aligned_alloc, calls_posix_memalign, calls_memalign, calls_valloc, calls_pvalloc;
   size_t calls_usable_size;     /* malloc_usable_size */
+  size_t holes_purged;          /* 4 KiB pages given back from pages still holding live blocks */
 } keel_stats_t;
 
 /* Fill the first `size` bytes of *out with the current statistics of the

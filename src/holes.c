@@ -20,9 +20,13 @@
  * it is not its class's current page (the queue's first), at most a
  * quarter of its blocks are live, and it was not allocated from or freed
  * into between two sweeps (kl_page_s.purge_at holds a signature of its
- * lists and count while it is in use). So pages a program keeps working
- * on are left alone, and the madvise and the later faults are paid only
- * for memory that sat idle.
+ * lists and count while it is in use, and the time its holes were made
+ * while it has some). So pages a program keeps working on are left alone,
+ * and the madvise and the later faults are paid only for memory that sat
+ * idle. A page whose holes were filled again within KL_HOLES_QUICK (a
+ * program that leaves pages idle and comes back, round after round) must
+ * sit idle twice as long before its next punch, up to 2^KL_HOLES_STRIKES
+ * sweeps.
  *
  * Refill: when a page's free list runs dry in page_find, its lowest run
  * of holes comes back first (kl_holes_fill): the blocks overlapping the
@@ -140,6 +144,16 @@ bool kl_holes_fill(kl_page_t *page) {
   unsigned k0, k1;
   if (!next_run(page->holes, 0, &k0, &k1)) return false;
   run_fill(page, k0, k1);
+  if (page->holes == 0) {
+    /* The last hole is filled. One that lived less than KL_HOLES_QUICK
+     * was not worth its madvise and faults: the page must now sit idle
+     * for twice as many sweeps before the next punch; one that lived
+     * longer takes a strike back. */
+    uint64_t age = kl_prim_clock_ms() - page->purge_at;
+    if (age < KL_HOLES_QUICK) { if (page->holes_strikes < KL_HOLES_STRIKES) page->holes_strikes++; }
+    else if (page->holes_strikes != 0) page->holes_strikes--;
+    page->purge_at = 0;
+  }
   return true;
 }
 
@@ -166,7 +180,7 @@ bool kl_holes_release(kl_page_t *page) {
  * freed by another thread into its foreign cache (free.c) carries it as
  * well, but is on none of the page's lists and counts as used: when the
  * marks outnumber the free blocks, some are away, and the page waits. */
-static void punch(kl_page_t *page) {
+static void punch(kl_heap_t *heap, kl_page_t *page) {
   kl_page_collect(page);
   size_t bs = page->block_size, end = (size_t)page->capacity * bs;
   uintptr_t mark = kl_block_mark(page);
@@ -206,6 +220,7 @@ static void punch(kl_page_t *page) {
     size_t size = (k1 - k0) * OS_PAGE;
     kl_prim_purge(base + k0 * OS_PAGE, size);
     kl_stats_purged((ptrdiff_t)size);
+    heap->counters.holes_purged += k1 - k0;
   }
 }
 
@@ -220,25 +235,31 @@ void kl_holes_sweep(kl_heap_t *heap, bool force) {
   if (heap->is_user || kl_os.page_size != OS_PAGE || kl_option(KL_OPT_HUGE_PAGES) != 0) return;
   uint64_t now = kl_prim_clock_ms();
   if (!force && now < heap->holes_next) return;
-  long delay = kl_option(KL_OPT_PURGE_DELAY);
-  heap->holes_next = now + (uint64_t)(delay > 0 ? delay : 0);
+  heap->holes_next = now + (uint64_t)kl_option(KL_OPT_PURGE_DELAY);
   for (unsigned c = 0; c < KL_CLASS_COUNT && kl_class_size[c] <= OS_PAGE; c++) {
     kl_page_queue_t *q = &heap->queues[c];
     if (q->first == NULL) continue;
     for (kl_page_t *page = q->first->next; page != NULL; page = page->next) {
+      if (page->holes != 0) continue;   /* purge_at: when they were made */
       uint32_t used = kl_page_used(page);
-      if (page->holes != 0 || used * 4 > page->capacity || (size_t)page->capacity * page->block_size < 4 * OS_PAGE) {
+      if (used * 4 > page->capacity || (size_t)page->capacity * page->block_size < 4 * OS_PAGE) {
         page->purge_at = 0;
         continue;
       }
-      /* Seen idle twice: punch. A page punched without a hole (its free
-       * blocks are scattered, or some wait in a foreign cache) keeps the
-       * signature with bit 1 flipped, and is not scanned again until it
-       * changes. */
+      /* Punch a page seen idle at 2^strikes sweeps in a row after the
+       * first (kl_page_s.holes_strikes). A page punched without a hole
+       * (its free blocks are scattered, or some wait in a foreign cache)
+       * keeps the signature with bit 1 flipped, and is not scanned again
+       * until it changes. */
       uint64_t sig = idle_sig(page);
-      if (page->purge_at == (sig ^ 2) && !force) continue;
-      if (force || page->purge_at == sig) { punch(page); page->purge_at = page->holes ? 0 : idle_sig(page) ^ 2; }
-      else page->purge_at = sig;
+      if (!force) {
+        if (page->purge_at == (sig ^ 2)) continue;
+        if (page->purge_at != sig) { page->purge_at = sig; page->holes_idle = 0; continue; }
+        if (++page->holes_idle < (1u << page->holes_strikes)) continue;
+      }
+      punch(heap, page);
+      page->holes_idle = 0;
+      page->purge_at = page->holes != 0 ? now : idle_sig(page) ^ 2;
     }
   }
 }

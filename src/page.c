@@ -41,6 +41,7 @@ void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t
   __atomic_store_n(&page->block_limit, 0, __ATOMIC_RELAXED);
   page->used = 0;
   page->pinned = 0;
+  page->holes_strikes = page->holes_idle = 0;
   page->free = page->local_free = NULL;
   page->div_magic = kl_div_magic(block_size);
 #if KL_SECURE

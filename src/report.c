@@ -219,6 +219,7 @@ static void write_report(void) {
   ROW("segments abandoned by exiting threads", "%zu", scratch.segments_abandoned);
   ROW("segments reclaimed by live threads", "%zu", scratch.segments_reclaimed);
   ROW("pages purged", "%zu", scratch.pages_purged);
+  ROW("4 KiB holes purged in pages in use", "%zu", scratch.holes_purged);
   ROW("OS calls", "%zu", scratch.os_calls);
 #undef ROW
   fprintf(f, "</table>\n</body></html>\n");

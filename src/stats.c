@@ -110,6 +110,7 @@ static void stats_get(keel_stats_t *out) {
     for (unsigned i = 0; i < KL_CALL_COUNT; i++) calls[i] += PEEK(c->calls[i]);
     r_allocs += PEEK(c->realloc_allocs); r_frees += PEEK(c->realloc_frees);
     out->pages_purged += PEEK(c->pages_purged);
+    out->holes_purged += PEEK(c->holes_purged);
     out->segments_reclaimed += PEEK(c->segments_reclaimed);
     out->segments_abandoned += PEEK(c->segments_abandoned);
   }
@@ -210,8 +211,8 @@ kl_public void keel_stats_print(FILE *out) {
   fprintf(out, "              aligned_alloc %zu, posix_memalign %zu, memalign %zu, valloc %zu, pvalloc %zu, "
                "malloc_usable_size %zu\n", s.calls_aligned_alloc, s.calls_posix_memalign, s.calls_memalign,
           s.calls_valloc, s.calls_pvalloc, s.calls_usable_size);
-  fprintf(out, "  threads %zu, segments abandoned %zu / reclaimed %zu, pages purged %zu, OS calls %zu, huge blocks %zu\n",
-          s.threads_seen, s.segments_abandoned, s.segments_reclaimed, s.pages_purged, s.os_calls, s.huge_blocks);
+  fprintf(out, "  threads %zu, segments abandoned %zu / reclaimed %zu, pages purged %zu, holes purged %zu, OS calls %zu, huge blocks %zu\n",
+          s.threads_seen, s.segments_abandoned, s.segments_reclaimed, s.pages_purged, s.holes_purged, s.os_calls, s.huge_blocks);
   fprintf(out, "  %10s %12s %12s %8s\n", "class", "blocks", "bytes", "pages");
   for (unsigned i = 0; i < KEEL_STATS_CLASSES; i++) {
     const keel_class_stats_t *c = &s.classes[i];

@@ -79,6 +79,8 @@
  * patterns checked on reuse), and not without the freed mark, by which
  * it finds free blocks. */
 #define KL_HOLES              (!KL_SECURE && !KL_DEBUG && KL_FREE_CHECKS)
+#define KL_HOLES_QUICK        1000              /* ms: holes filled sooner were not worth making */
+#define KL_HOLES_STRIKES      7                 /* at most 2^7 idle sweeps asked of a page */
 #define KL_FOREIGN_CLASSES    20                /* classes 0..19: blocks up to KL_DIRECT_MAX */
 #define KL_FOREIGN_BYTES      ((size_t)64 << 10) /* most bytes kept per class, at least 8 blocks */
 
@@ -135,6 +137,8 @@ struct __attribute__((aligned(64))) kl_page_s {
   uint8_t     index;            /* position in the segment */
   uint8_t     foreign_ok;       /* its blocks may wait in other threads' foreign caches
                                  * (free.c): small, and not a first-class heap's */
+  uint8_t     holes_strikes;    /* holes.c: holes filled again too soon (owner only) */
+  uint8_t     holes_idle;       /* holes.c: sweeps in a row that found the page idle */
   /* ---- line 2: the owner's (remote threads touch only xthread_free). */
   __attribute__((aligned(64)))
   kl_block_t *free;             /* allocation pops here (owner only) */
@@ -232,6 +236,7 @@ typedef struct kl_counters_s {
   size_t calls[KL_CALL_COUNT];     /* by kl_call_t */
   size_t realloc_allocs, realloc_frees;  /* blocks realloc took and gave back */
   size_t pages_purged, segments_reclaimed, segments_abandoned;
+  size_t holes_purged;             /* OS pages given back inside pages in use (holes.c) */
   size_t slow_calls;               /* kl_malloc_generic entries */
   size_t remote_frees;             /* frees of other threads' blocks not kept (stats.c samples) */
   ptrdiff_t in_use_published;      /* this heap's share of kl_os_stats.in_use_sampled */

@@ -13,8 +13,12 @@
  *  3. a double free of a block whose memory was given back (its freed
  *     mark went with it) is caught later: when its page empties, or when
  *     the hole is filled again. Both abort with "double free".
+ *  4. a program that leaves pages sparse and idle, then fills them again,
+ *     round after round: a page whose holes come back within a second
+ *     must sit idle longer before its next ones, so rounds 31-40 make at
+ *     most half the holes of rounds 1-10 (keel_stats_t.holes_purged).
  * Every part runs in a fresh thread or a forked child, so its pages are
- * its own. In builds without holes (secure, debug) parts 1 and 2 check
+ * its own. In builds without holes (secure, debug) parts 1, 2 and 4 check
  * the contents only (NO_HOLES=1), and part 3's double frees are caught
  * at once. Links libkeel. */
 #include <pthread.h>
@@ -81,8 +85,13 @@ static void *part1(void *arg) {
   (void)arg;
   int live = sparse();
   long before = rss_kib();
+  keel_stats_t s0, s1;
+  keel_stats_get(&s0);
   malloc_trim(0);
+  keel_stats_get(&s1);
   long after = rss_kib();
+  if (holes_expected) CHECKF(s1.holes_purged - s0.holes_purged >= (before - after) / 8,
+                             "keel_stats_t.holes_purged %zu -> %zu", s0.holes_purged, s1.holes_purged);
   visited = 0;
   keel_heap_visit(keel_heap_default(), count_1k, NULL);   /* before printf: stdio's buffer may be 1 KiB */
   CHECKF(visited == (size_t)live, "keel_heap_visit saw %zu blocks of %d B, %d live", visited, SIZE, live);
@@ -115,6 +124,33 @@ static void *part2(void *arg) {
   for (int i = 0; i < OTHER_N; i++) { if (!same(w[i], OTHER, (unsigned)i + 5)) bad++; free(w[i]); }
   CHECK(bad == 0);
   for (int i = 0; i < MANY; i++) free(v[i]);
+  return NULL;
+}
+
+/* Part 4: rounds of sparse, idle (sweeps run: another size is taken),
+ * filled again. Holes made per round, from keel_stats_get. */
+#define ROUND_N 8000
+static void *part4(void *arg) {
+  size_t *made = arg;
+  static unsigned char *r[ROUND_N];
+  for (int i = 0; i < ROUND_N; i++) { r[i] = malloc(SIZE); fill(r[i], SIZE, (unsigned)i); }
+  int bad = 0;
+  for (int round = 0; round < 40; round++) {
+    keel_stats_t s0, s1;
+    keel_stats_get(&s0);
+    for (int i = 0; i < ROUND_N; i++) if (i % 10 != 0) { if (!same(r[i], SIZE, (unsigned)i)) bad++; free(r[i]); r[i] = NULL; }
+    for (int k = 0; k < 4; k++) {   /* idle for the sweeps; a fresh page of another size runs them */
+      usleep(2000);
+      void *o[40];
+      for (int j = 0; j < 40; j++) o[j] = malloc(3000 + 64 * k);
+      for (int j = 0; j < 40; j++) free(o[j]);
+    }
+    for (int i = 0; i < ROUND_N; i++) if (r[i] == NULL) { r[i] = malloc(SIZE); fill(r[i], SIZE, (unsigned)i); }
+    keel_stats_get(&s1);
+    made[round] = s1.holes_purged - s0.holes_purged;
+  }
+  for (int i = 0; i < ROUND_N; i++) { if (!same(r[i], SIZE, (unsigned)i)) bad++; free(r[i]); }
+  CHECK(bad == 0);
   return NULL;
 }
 
@@ -162,6 +198,13 @@ int main(void) {
   pthread_join(t, NULL);
   pthread_create(&t, NULL, part2, NULL);
   pthread_join(t, NULL);
+  size_t made[40];
+  pthread_create(&t, NULL, part4, made);
+  pthread_join(t, NULL);
+  size_t first = 0, last = 0;
+  for (int i = 0; i < 10; i++) { first += made[i]; last += made[30 + i]; }
+  printf("part 4: holes made in rounds 1-10: %zu, in rounds 31-40: %zu\n", first, last);
+  if (holes_expected) CHECKF(first > 0 && last <= first / 2, "holes made in rounds 1-10: %zu, 31-40: %zu", first, last);
   expect_double_free("double free in a hole, found when its page empties", late_when_emptied);
   expect_double_free("double free in a hole, found when the hole fills", late_when_refilled);
   return KL_DONE();

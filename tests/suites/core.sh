@@ -53,7 +53,7 @@ tc "huge-block pool, secure build (no pool): contents, zeros, split mappings, 4 
 tc "foreign caches: a thread reuses the blocks it freed of others, which stay freed blocks (double free, visit), go back at exit, malloc_trim and overflow (also from a thread that only frees, and from a late key destructor), not handed to a thread that freed them before its first malloc, never a first-class heap's" "$KL_TMP/foreign"
 tc "foreign caches, secure build (none kept)" env NO_FOREIGN=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/foreign"
 tc "a class's only page: kept when it empties in a loop, an ordinary page once others join, not lost to a remote free, given back at thread exit" "$KL_TMP/sole"
-tc "holes: the free OS pages of sparse pages given back by malloc_trim and as the heap grows, contents kept, visit sees the live blocks, holes filled again; a double free in a hole caught when the page empties or the hole fills" env KEEL_PURGE_DELAY=1 "$KL_TMP/holes"
+tc "holes: the free OS pages of sparse pages given back by malloc_trim and as the heap grows, contents kept, visit sees the live blocks, holes filled again, fewer holes where they come back soon; a double free in a hole caught when the page empties or the hole fills" env KEEL_PURGE_DELAY=1 "$KL_TMP/holes"
 tc "holes, secure build (none made; contents, visit, double frees caught at once)" env NO_HOLES=1 KEEL_PURGE_DELAY=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/holes"
 tc "holes, debug build (none made; contents, visit, double frees caught at once)" env NO_HOLES=1 KEEL_PURGE_DELAY=1 LD_PRELOAD="$b/libkeel-debug.so" "$KL_TMP/holes"
 if [ "$KEEL_VARIANT" = release ]; then ops=200000; threads=100000; else ops=40000; threads=20000; fi

@@ -137,8 +137,9 @@ struct __attribute__((aligned(64))) kl_page_s {
   uint8_t     index;            /* position in the segment */
   uint8_t     foreign_ok;       /* its blocks may wait in other threads' foreign caches
                                  * (free.c): small, and not a first-class heap's */
-  uint8_t     holes_strikes;    /* holes.c: holes filled again too soon (owner only) */
-  uint8_t     holes_idle;       /* holes.c: sweeps in a row that found the page idle */
+  /* holes.c (owner only; written by its sweeps, which visit idle pages): */
+  uint8_t     holes_strikes;    /* holes filled again too soon */
+  uint8_t     holes_idle;       /* sweeps in a row that found the page idle */
   /* ---- line 2: the owner's (remote threads touch only xthread_free). */
   __attribute__((aligned(64)))
   kl_block_t *free;             /* allocation pops here (owner only) */
@@ -157,7 +158,8 @@ struct __attribute__((aligned(64))) kl_page_s {
   _Atomic(uintptr_t) xthread_free;
   kl_page_t  *next, *prev;      /* in a heap queue */
   uint64_t    purge_at;         /* not in use, dirty: give back to the OS at (ms); 0 = clean.
-                                 * In use: holes.c's idle signature, or 0 */
+                                 * In use: holes.c's idle signature, the time the page's
+                                 * holes were made while it has some, or 0 */
 };
 _Static_assert(sizeof(struct kl_page_s) == 128, "a page is two cache lines");
 

@@ -17,6 +17,13 @@
  *     round after round: a page whose holes come back within a second
  *     must sit idle longer before its next ones, so rounds 31-40 make at
  *     most half the holes of rounds 1-10 (keel_stats_t.holes_purged).
+ *  5. four threads at once, rounds of: free 85% of their blocks (a third
+ *     of those handed to the next thread, which frees them: remote frees
+ *     and foreign caches), allocate another size while the sweeps run,
+ *     free what the previous thread handed over, fill the slots again;
+ *     every block checked before it is freed and at the end of each
+ *     round (in the checked build, the heap walks check the hole counts;
+ *     how many holes are made depends on the timing, and is only shown).
  * Every part runs in a fresh thread or a forked child, so its pages are
  * its own. In builds without holes (secure, debug) parts 1, 2 and 4 check
  * the contents only (NO_HOLES=1), and part 3's double frees are caught
@@ -154,6 +161,55 @@ static void *part4(void *arg) {
   return NULL;
 }
 
+/* Part 5: four threads, remote frees in flight while sweeps run. */
+#define P5_THREADS 4
+#define P5_N 12000
+typedef struct { pthread_mutex_t mu; int n; unsigned char *p[P5_N]; unsigned seed[P5_N]; size_t size[P5_N]; } mailbox_t;
+static mailbox_t box[P5_THREADS];
+static int p5_bad;
+static pthread_mutex_t p5_mu = PTHREAD_MUTEX_INITIALIZER;
+static void *part5(void *arg) {
+  int me = (int)(intptr_t)arg, bad = 0;
+  uint64_t s = 0x1234567ull * (uint64_t)(me + 1);
+#define R5() (s ^= s << 13, s ^= s >> 7, s ^= s << 17, (unsigned)(s >> 11))
+  static unsigned char *v5[P5_THREADS][P5_N];
+  static size_t n5[P5_THREADS][P5_N];
+  unsigned char **v = v5[me];
+  size_t *n = n5[me];
+  for (int i = 0; i < P5_N; i++) { n[i] = 16 + R5() % 1009; v[i] = malloc(n[i]); fill(v[i], n[i], (unsigned)(me * P5_N + i)); }
+  mailbox_t *out = &box[(me + 1) % P5_THREADS], *in = &box[me];
+  for (int round = 0; round < 6; round++) {
+    for (int i = 0; i < P5_N; i++) {
+      if (R5() % 100 >= 85) continue;
+      if (!same(v[i], n[i], (unsigned)(me * P5_N + i))) bad++;
+      if (R5() % 3 == 0) {
+        pthread_mutex_lock(&out->mu);
+        if (out->n < P5_N) { out->p[out->n] = v[i]; out->seed[out->n] = (unsigned)(me * P5_N + i); out->size[out->n] = n[i]; out->n++; v[i] = NULL; }
+        pthread_mutex_unlock(&out->mu);
+      }
+      if (v[i] != NULL) { free(v[i]); v[i] = NULL; }
+    }
+    for (int k = 0; k < 6; k++) {   /* sweeps run on fresh pages of another size */
+      usleep(1500);
+      void *o[24];
+      for (int j = 0; j < 24; j++) { o[j] = malloc(2048 + 512 * (size_t)k); memset(o[j], k, 64); }
+      for (int j = 0; j < 24; j++) free(o[j]);
+    }
+    pthread_mutex_lock(&in->mu);
+    for (int j = 0; j < in->n; j++) { if (!same(in->p[j], in->size[j], in->seed[j])) bad++; free(in->p[j]); }
+    in->n = 0;
+    pthread_mutex_unlock(&in->mu);
+    for (int i = 0; i < P5_N; i++) if (v[i] == NULL) { n[i] = 16 + R5() % 1009; v[i] = malloc(n[i]); fill(v[i], n[i], (unsigned)(me * P5_N + i)); }
+    for (int i = 0; i < P5_N; i++) if (!same(v[i], n[i], (unsigned)(me * P5_N + i))) bad++;
+  }
+  for (int i = 0; i < P5_N; i++) { if (!same(v[i], n[i], (unsigned)(me * P5_N + i))) bad++; free(v[i]); }
+#undef R5
+  pthread_mutex_lock(&p5_mu);
+  p5_bad += bad;
+  pthread_mutex_unlock(&p5_mu);
+  return NULL;
+}
+
 /* Part 3: the first block of each 64 KiB page kept, the rest freed,
  * holes made; then one freed block in a hole is freed again. */
 #define PAGES 40
@@ -165,7 +221,12 @@ static unsigned char *second_free(void) {
   for (int i = 0; i < n; i++) {
     uintptr_t off = (uintptr_t)d[i] & 0xffff;
     if (off < SIZE) continue;                                 /* kept */
-    if (victim == NULL && i > 128 && off >= 0x8000 && off < 0xc000) victim = d[i];
+    /* The victim's page keeps a block (a segment's first page starts
+     * after its header, keeps none, and empties). */
+    bool page_kept = false;
+    for (int j = 0; j < n && !page_kept; j++)
+      page_kept = ((uintptr_t)d[j] & 0xffff) < SIZE && (uintptr_t)d[j] >> 16 == (uintptr_t)d[i] >> 16;
+    if (victim == NULL && i > 128 && off >= 0x8000 && off < 0xc000 && page_kept) victim = d[i];
     free(d[i]);
     d[i] = NULL;
   }
@@ -205,6 +266,19 @@ int main(void) {
   for (int i = 0; i < 10; i++) { first += made[i]; last += made[30 + i]; }
   printf("part 4: holes made in rounds 1-10: %zu, in rounds 31-40: %zu\n", first, last);
   if (holes_expected) CHECKF(first > 0 && last <= first / 2, "holes made in rounds 1-10: %zu, 31-40: %zu", first, last);
+  keel_stats_t s0, s1;
+  keel_stats_get(&s0);
+  pthread_t th[P5_THREADS];
+  for (int i = 0; i < P5_THREADS; i++) pthread_mutex_init(&box[i].mu, NULL);
+  for (int i = 0; i < P5_THREADS; i++) pthread_create(&th[i], NULL, part5, (void *)(intptr_t)i);
+  for (int i = 0; i < P5_THREADS; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < P5_THREADS; i++) for (int j = 0; j < box[i].n; j++) {   /* handed over after its taker's last round */
+    if (!same(box[i].p[j], box[i].size[j], box[i].seed[j])) p5_bad++;
+    free(box[i].p[j]);
+  }
+  keel_stats_get(&s1);
+  printf("part 5: %zu holes made by 4 threads\n", s1.holes_purged - s0.holes_purged);
+  CHECKF(p5_bad == 0, "%d blocks damaged", p5_bad);
   expect_double_free("double free in a hole, found when its page empties", late_when_emptied);
   expect_double_free("double free in a hole, found when the hole fills", late_when_refilled);
   return KL_DONE();

@@ -83,6 +83,7 @@
 #define KL_HOLES_STRIKES      7                 /* at most 2^7 idle sweeps asked of a page */
 #define KL_FOREIGN_CLASSES    20                /* classes 0..19: blocks up to KL_DIRECT_MAX */
 #define KL_FOREIGN_BYTES      ((size_t)64 << 10) /* most bytes kept per class, at least 8 blocks */
+#define KL_FOREIGN_BATCH      256               /* most blocks per class in a heap that only frees */
 
 typedef struct kl_block_s   kl_block_t;
 typedef struct kl_page_s    kl_page_t;

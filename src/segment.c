@@ -344,14 +344,29 @@ kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t bloc
   return page;
 }
 
-static void page_purge(kl_segment_t *seg, kl_page_t *page) {
+/* Free pages given back together: one system call per KL_PURGE_BATCH
+ * (kl_prim_purge_ranges). */
+typedef struct { kl_prim_range_t r[KL_PURGE_BATCH]; size_t n, bytes; } purge_batch_t;
+static void batch_flush(purge_batch_t *b) {
+  if (b->n == 0) return;
+  kl_prim_purge_ranges(b->r, b->n);
+  kl_stats_purged((ptrdiff_t)b->bytes);
+  b->n = b->bytes = 0;
+}
+
+/* Give a free page back, now (b NULL) or with the batch b. */
+static void page_purge(kl_segment_t *seg, kl_page_t *page, purge_batch_t *b) {
   size_t size;
   uint8_t *area = kl_page_area(seg, page, &size);
-  kl_prim_purge(area, size);
+  size_t counted = size - holes_bytes(page);   /* the holes were counted when they were made */
   page->purge_at = 0;
   page->is_purged = true;
-  kl_stats_purged((ptrdiff_t)(size - holes_bytes(page)));
   page->holes = 0;
+  if (b == NULL) { kl_prim_purge(area, size); kl_stats_purged((ptrdiff_t)counted); return; }
+  b->bytes += counted;
+  if (b->n != 0 && (uint8_t *)b->r[b->n - 1].addr + b->r[b->n - 1].size == area) { b->r[b->n - 1].size += size; return; }
+  if (b->n == KL_PURGE_BATCH) batch_flush(b);
+  b->r[b->n++] = (kl_prim_range_t){ area, size };
 }
 
 /* A page's last block is back. Its memory is dirty: give it to the OS after
@@ -372,7 +387,7 @@ bool kl_segment_page_free(kl_page_t *page) {
   if (--seg->used_pages == 0) { segment_free(heap, seg); return true; }
   if (!seg->in_free_list) free_list_add(heap, seg);
   long delay = kl_option(KL_OPT_PURGE_DELAY);
-  if (delay == 0) { page_purge(seg, page); return false; }
+  if (delay == 0) { page_purge(seg, page, NULL); return false; }
   page->purge_at = kl_prim_clock_ms() + (uint64_t)delay;
   if (heap != NULL && (heap->purge_next == 0 || page->purge_at < heap->purge_next)) heap->purge_next = page->purge_at;
   return false;
@@ -400,19 +415,22 @@ void kl_segment_purge(kl_heap_t *heap, bool force) {
     }
   }
   uint64_t next = 0;
+  purge_batch_t batch;
+  batch.n = batch.bytes = 0;
   for (kl_segment_t *seg = heap->segments; seg != NULL && (force || dirty > KL_PURGE_KEEP); seg = seg->next) {
     if (!seg->in_free_list) continue;           /* no free page at all */
     for (uint32_t i = 0; i < seg->page_count; i++) {
       kl_page_t *page = &seg->pages[i];
       if (page->in_use || page->purge_at == 0) continue;
       if (force || (page->purge_at <= now && dirty > KL_PURGE_KEEP)) {
-        page_purge(seg, page);
+        page_purge(seg, page, &batch);
         heap->counters.pages_purged++;
         dirty -= force ? 0 : (size_t)1 << seg->page_shift;
       }
       else if (next == 0 || page->purge_at < next) next = page->purge_at;
     }
   }
+  batch_flush(&batch);
   /* 0 when what is left fits the allowance: the next page freed re-arms it. */
   heap->purge_next = !force && dirty <= KL_PURGE_KEEP ? 0 : next;
 }

@@ -34,6 +34,10 @@ bool   kl_prim_protect(void *addr, size_t size);
 bool   kl_prim_free(void *addr, size_t size);
 /* Give the pages back to the OS; the range stays mapped and reads as zero. */
 bool   kl_prim_purge(void *addr, size_t size);
+/* Give back several ranges (kl_prim_purge on each), in as few system
+ * calls as the OS allows. */
+typedef struct { void *addr; size_t size; } kl_prim_range_t;
+void   kl_prim_purge_ranges(const kl_prim_range_t *r, size_t n);
 /* Which of the OS pages of [addr, addr + size) are resident: one byte
  * each into vec (nonzero: resident); false if unknown. */
 bool   kl_prim_resident(void *addr, size_t size, uint8_t *vec);

@@ -130,10 +130,10 @@ bool kl_prim_purge(void *addr, size_t size) {
  * flush of every core's TLB, for all of them, where madvise interrupts
  * every core running the process once per range (holes.c gives back
  * thousands of 4 KiB runs: memeff's 6,400 madvise calls were 11% of its
- * time). It accepts MADV_DONTNEED on the calling process since Linux
- * 6.14 (and earlier in some kernels), named by PIDFD_SELF_THREAD, which
- * also stays right in a forked child. Elsewhere (older kernels, seccomp,
- * valgrind) the first failure switches to one madvise per range.
+ * time). Recent kernels accept MADV_DONTNEED there for the calling
+ * process (this project's 6.18 machines do), named by PIDFD_SELF_THREAD,
+ * which also stays right in a forked child. Elsewhere (older kernels,
+ * seccomp, valgrind) the first failure switches to one madvise per range.
  * Relaxed: a racing first use at worst tries the call once more. */
 #ifndef PIDFD_SELF_THREAD
 #define PIDFD_SELF_THREAD (-10000)

@@ -144,8 +144,8 @@ void kl_prim_purge_ranges(const kl_prim_range_t *r, size_t n) {
   size_t done = 0;
 #if defined(SYS_process_madvise)
   while (done < n && !kl_load_relaxed(&batch_purge_off) && !under_valgrind) {
-    struct iovec iov[256];
-    size_t k = n - done < 256 ? n - done : 256, bytes = 0;
+    struct iovec iov[64];   /* malloc's slow path runs this: a small stack may be all there is */
+    size_t k = n - done < 64 ? n - done : 64, bytes = 0;
     for (size_t i = 0; i < k; i++) {
       iov[i].iov_base = r[done + i].addr;
       iov[i].iov_len = r[done + i].size;

@@ -172,24 +172,6 @@ bool kl_holes_release(kl_page_t *page) {
   return page->used == before;   /* else a block counted free is in use after all: keep the page */
 }
 
-/* The runs a sweep gives back, in one system call per KL_HOLES_BATCH
- * (kl_prim_purge_ranges): the blocks in them left their lists at once, and
- * nothing touches them until the owner fills them again, which it cannot
- * do before its sweep returns. */
-typedef struct { kl_prim_range_t r[KL_HOLES_BATCH]; size_t n, bytes; } batch_t;
-static void batch_flush(batch_t *bt) {
-  if (bt->n == 0) return;
-  kl_prim_purge_ranges(bt->r, bt->n);
-  kl_stats_purged((ptrdiff_t)bt->bytes);
-  bt->n = bt->bytes = 0;
-}
-static void batch_add(batch_t *bt, void *addr, size_t size) {
-  bt->bytes += size;
-  if (bt->n != 0 && (uint8_t *)bt->r[bt->n - 1].addr + bt->r[bt->n - 1].size == addr) { bt->r[bt->n - 1].size += size; return; }
-  if (bt->n == KL_HOLES_BATCH) batch_flush(bt);
-  bt->r[bt->n++] = (kl_prim_range_t){ addr, size };
-}
-
 /* Give back the holes of a page: every OS page whose carved blocks are all
  * free (and that lies wholly in the page's block area). Free blocks are
  * found by their mark, in address order, rather than by walking the list
@@ -198,7 +180,7 @@ static void batch_add(batch_t *bt, void *addr, size_t size) {
  * freed by another thread into its foreign cache (free.c) carries it as
  * well, but is on none of the page's lists and counts as used: when the
  * marks outnumber the free blocks, some are away, and the page waits. */
-static void punch(kl_heap_t *heap, kl_page_t *page, batch_t *bt) {
+static void punch(kl_heap_t *heap, kl_page_t *page, kl_purge_batch_t *bt) {
   kl_page_collect(page);
   size_t bs = page->block_size, end = (size_t)page->capacity * bs;
   uintptr_t mark = kl_block_mark(page);
@@ -235,7 +217,7 @@ static void punch(kl_heap_t *heap, kl_page_t *page, batch_t *bt) {
   page->free = head;
   unsigned k0, k1;
   for (unsigned k = 0; next_run(mask, k, &k0, &k1); k = k1) {
-    batch_add(bt, base + k0 * OS_PAGE, (k1 - k0) * OS_PAGE);
+    kl_purge_batch_add(bt, base + k0 * OS_PAGE, (k1 - k0) * OS_PAGE, (k1 - k0) * OS_PAGE);
     heap->counters.holes_purged += k1 - k0;
   }
 }
@@ -252,7 +234,10 @@ void kl_holes_sweep(kl_heap_t *heap, bool force) {
   uint64_t now = kl_prim_clock_ms();
   if (!force && now < heap->holes_next) return;
   heap->holes_next = now + (uint64_t)kl_option(KL_OPT_PURGE_DELAY);
-  batch_t bt;
+  /* The runs go out together (kl_purge_batch_t): their blocks left the
+   * lists at once, and nothing touches them until the owner fills them
+   * again, which it cannot do before its sweep returns. */
+  kl_purge_batch_t bt;
   bt.n = bt.bytes = 0;
   for (unsigned c = 0; c < KL_CLASS_COUNT && kl_class_size[c] <= OS_PAGE; c++) {
     kl_page_queue_t *q = &heap->queues[c];
@@ -280,7 +265,7 @@ void kl_holes_sweep(kl_heap_t *heap, bool force) {
       page->purge_at = page->holes != 0 ? now : idle_sig(page) ^ 2;
     }
   }
-  batch_flush(&bt);
+  kl_purge_batch_flush(&bt);
 }
 
 #endif

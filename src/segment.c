@@ -344,10 +344,16 @@ kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t bloc
   return page;
 }
 
-/* Free pages given back together: one system call per KL_PURGE_BATCH
- * (kl_prim_purge_ranges). */
-typedef struct { kl_prim_range_t r[KL_PURGE_BATCH]; size_t n, bytes; } purge_batch_t;
-static void batch_flush(purge_batch_t *b) {
+/* Ranges given back together: one system call per KL_PURGE_BATCH
+ * (kl_prim_purge_ranges), a range that continues the last one merged into
+ * it. `counted` is what the range adds to the purged statistic. */
+void kl_purge_batch_add(kl_purge_batch_t *b, void *addr, size_t size, size_t counted) {
+  b->bytes += counted;
+  if (b->n != 0 && (uint8_t *)b->r[b->n - 1].addr + b->r[b->n - 1].size == addr) { b->r[b->n - 1].size += size; return; }
+  if (b->n == KL_PURGE_BATCH) kl_purge_batch_flush(b);
+  b->r[b->n++] = (kl_prim_range_t){ addr, size };
+}
+void kl_purge_batch_flush(kl_purge_batch_t *b) {
   if (b->n == 0) return;
   kl_prim_purge_ranges(b->r, b->n);
   kl_stats_purged((ptrdiff_t)b->bytes);
@@ -355,7 +361,7 @@ static void batch_flush(purge_batch_t *b) {
 }
 
 /* Give a free page back, now (b NULL) or with the batch b. */
-static void page_purge(kl_segment_t *seg, kl_page_t *page, purge_batch_t *b) {
+static void page_purge(kl_segment_t *seg, kl_page_t *page, kl_purge_batch_t *b) {
   size_t size;
   uint8_t *area = kl_page_area(seg, page, &size);
   size_t counted = size - holes_bytes(page);   /* the holes were counted when they were made */
@@ -363,10 +369,7 @@ static void page_purge(kl_segment_t *seg, kl_page_t *page, purge_batch_t *b) {
   page->is_purged = true;
   page->holes = 0;
   if (b == NULL) { kl_prim_purge(area, size); kl_stats_purged((ptrdiff_t)counted); return; }
-  b->bytes += counted;
-  if (b->n != 0 && (uint8_t *)b->r[b->n - 1].addr + b->r[b->n - 1].size == area) { b->r[b->n - 1].size += size; return; }
-  if (b->n == KL_PURGE_BATCH) batch_flush(b);
-  b->r[b->n++] = (kl_prim_range_t){ area, size };
+  kl_purge_batch_add(b, area, size, counted);
 }
 
 /* A page's last block is back. Its memory is dirty: give it to the OS after
@@ -415,7 +418,7 @@ void kl_segment_purge(kl_heap_t *heap, bool force) {
     }
   }
   uint64_t next = 0;
-  purge_batch_t batch;
+  kl_purge_batch_t batch;
   batch.n = batch.bytes = 0;
   for (kl_segment_t *seg = heap->segments; seg != NULL && (force || dirty > KL_PURGE_KEEP); seg = seg->next) {
     if (!seg->in_free_list) continue;           /* no free page at all */
@@ -430,7 +433,7 @@ void kl_segment_purge(kl_heap_t *heap, bool force) {
       else if (next == 0 || page->purge_at < next) next = page->purge_at;
     }
   }
-  batch_flush(&batch);
+  kl_purge_batch_flush(&batch);
   /* 0 when what is left fits the allowance: the next page freed re-arms it. */
   heap->purge_next = !force && dirty <= KL_PURGE_KEEP ? 0 : next;
 }

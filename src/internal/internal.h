@@ -213,6 +213,10 @@ kl_hidden void kl_segment_atfork_init(void);   /* once, at process start */
 kl_hidden bool kl_segment_reclaim(kl_heap_t *heap);
 kl_hidden bool kl_segment_is_valid(const kl_segment_t *seg);
 kl_hidden void kl_segment_purge(kl_heap_t *heap, bool force);
+/* Ranges to give back together (segment.c's purge passes, holes.c's sweeps). */
+typedef struct { kl_prim_range_t r[KL_PURGE_BATCH]; size_t n, bytes; } kl_purge_batch_t;
+kl_hidden void kl_purge_batch_add(kl_purge_batch_t *b, void *addr, size_t size, size_t counted);
+kl_hidden void kl_purge_batch_flush(kl_purge_batch_t *b);
 kl_hidden void kl_segment_cache_purge(void);    /* malloc_trim: purge every cached segment now */
 kl_hidden void kl_segment_purger_poll(void);     /* start the purger thread if wanted (safe points only) */
 

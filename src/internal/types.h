@@ -53,7 +53,7 @@
 #endif
 #define KL_SEGMENT_CACHE      8                 /* freed 4 MiB segments kept for reuse */
 #define KL_PURGE_KEEP         ((size_t)4 << 20)  /* dirty free page bytes a heap keeps past the delay */
-#define KL_PURGE_BATCH        64                /* free pages' ranges given back per system call */
+#define KL_PURGE_BATCH        64                /* ranges given back per system call (1 KiB of stack) */
 #define KL_POOL_KEEP          ((size_t)128 << 20) /* most bytes pool.c keeps of freed huge blocks */
 #define KL_POOL_RUNS          32                /* most runs (mappings) it keeps */
 #define KL_PURGE_MIN_TAIL     ((size_t)64 << 10) /* unused reused bytes past a huge block worth an madvise */
@@ -82,7 +82,6 @@
 #define KL_HOLES              (!KL_SECURE && !KL_DEBUG && KL_FREE_CHECKS)
 #define KL_HOLES_QUICK        1000              /* ms: holes filled sooner were not worth making */
 #define KL_HOLES_STRIKES      7                 /* at most 2^7 idle sweeps asked of a page */
-#define KL_HOLES_BATCH        64                /* runs given back per system call (1 KiB of stack) */
 #define KL_FOREIGN_CLASSES    20                /* classes 0..19: blocks up to KL_DIRECT_MAX */
 #define KL_FOREIGN_BYTES      ((size_t)64 << 10) /* most bytes kept per class, at least 8 blocks */
 #define KL_FOREIGN_BATCH      256               /* most blocks per class in a heap that only frees */

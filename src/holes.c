@@ -47,7 +47,25 @@
  * Not in the secure build (its lists are keyed and shuffled; its pages
  * have guards) nor the debug build (its fill patterns are checked when a
  * block is handed out), and not for blocks over 4 KiB, which then overlap
- * at most two OS pages, so a block meets at most one maximal run of holes. */
+ * at most two OS pages, so a block meets at most one maximal run of holes.
+ *
+ * Cold blocks. A medium page (blocks over 8 KiB) is busy as a rule, never
+ * idle, and holds few blocks: there the unit is the free block itself.
+ * Every block of a class that a program once held at the same time stays
+ * written: a program that keeps ten blocks of 8-64 KiB alive, replaced at
+ * random (bench alloc-test), touched the most it ever held of each of 13
+ * classes, 6x its live bytes. kl_holes_cold_sweep (at most once per
+ * KEEL_PURGE_DELAY, from the slow path of a medium class, and from
+ * malloc_trim) stamps every free block of the heap's medium pages with
+ * its count of sweeps, in the block's third word; a block that still
+ * carries the previous sweep's stamp was free all the while: it is cold.
+ * It leaves the free list for the page's cold list (kl_page_s.cold, its
+ * length in `holes`), and its OS pages past its first go back. Its
+ * header stays, with its freed mark, so a double free of it is caught
+ * at once. When the free list runs dry, one cold block comes back
+ * (kl_holes_fill) before the page carves a new one. A stamp that a
+ * program leaves in a block it gets and frees again makes a warm block
+ * look cold: that costs faults, never correctness. */
 #include <string.h>
 #include "internal/internal.h"
 
@@ -82,7 +100,34 @@ static bool next_run(uint16_t mask, unsigned k, unsigned *k0, unsigned *k1) {
   return true;
 }
 
+/* A medium page: its `holes` counts cold blocks (the comment above). */
+static bool is_medium(const kl_page_t *page) { return page->block_size > KL_SMALL_MAX; }
+
+/* The OS pages of block b past its header (next, freed mark, stamp). Every
+ * medium block has some: it spans over 8 KiB. */
+static size_t cold_range(const kl_page_t *page, const kl_block_t *b, uint8_t **lo) {
+  uintptr_t a = kl_align_up((uintptr_t)b + 3 * sizeof(uintptr_t), OS_PAGE);
+  uintptr_t z = kl_align_down((uintptr_t)b + page->block_size, OS_PAGE);
+  *lo = (uint8_t *)a;
+  return z - a;
+}
+
+static bool cold_fill(kl_page_t *page) {
+  kl_block_t *b = page->cold;
+  if (b == NULL) return false;
+  uint8_t *lo;
+  size_t n = cold_range(page, b, &lo);
+  page->cold = b->next;
+  page->holes--;
+  ((uintptr_t *)b)[2] = 0;   /* a fresh stamp is due: it must stay free a whole sweep again */
+  b->next = page->free;      /* raw links: no holes in the secure build */
+  page->free = b;
+  kl_stats_purged(-(ptrdiff_t)n);
+  return true;
+}
+
 uint32_t kl_holes_blocks(const kl_page_t *page) {
+  if (is_medium(page)) return page->holes;
   uint32_t n = 0, first, last;
   unsigned k0, k1;
   for (unsigned k = 0; next_run(page->holes, k, &k0, &k1); k = k1) {
@@ -93,7 +138,7 @@ uint32_t kl_holes_blocks(const kl_page_t *page) {
 }
 
 bool kl_holes_contain(const kl_page_t *page, const void *b) {
-  if (page->holes == 0) return false;
+  if (page->holes == 0 || is_medium(page)) return false;   /* a cold block keeps its mark */
   size_t off = (size_t)((const uint8_t *)b - page_base(page));
   unsigned a = (unsigned)(off / OS_PAGE), z = (unsigned)((off + page->block_size - 1) / OS_PAGE);
   return ((page->holes >> a) & 1) || (z < OS_PAGES_PER_PAGE && ((page->holes >> z) & 1));
@@ -141,6 +186,7 @@ static void run_fill(kl_page_t *page, unsigned k0, unsigned k1) {
 }
 
 bool kl_holes_fill(kl_page_t *page) {
+  if (is_medium(page)) return cold_fill(page);
   unsigned k0, k1;
   if (!next_run(page->holes, 0, &k0, &k1)) return false;
   run_fill(page, k0, k1);
@@ -158,6 +204,10 @@ bool kl_holes_fill(kl_page_t *page) {
 }
 
 bool kl_holes_release(kl_page_t *page) {
+  /* Cold blocks kept their marks, so no double free hides in them; the
+   * page goes back to its segment accounted whole (segment.c reads
+   * `holes` as a mask). */
+  if (is_medium(page)) { while (cold_fill(page)) {} return true; }
   uint32_t before = page->used;
   uint8_t resident[OS_PAGES_PER_PAGE];
   /* Only OS pages written since can hold a double free: fill the runs
@@ -263,6 +313,55 @@ void kl_holes_sweep(kl_heap_t *heap, bool force) {
       punch(heap, page, &bt);
       page->holes_idle = 0;
       page->purge_at = page->holes != 0 ? now : idle_sig(page) ^ 2;
+    }
+  }
+  kl_purge_batch_flush(&bt);
+}
+
+/* A stamp: never a block's freed mark (the page's address, below 2^47). */
+static uintptr_t cold_stamp(const kl_page_t *page, uint32_t epoch) {
+  return kl_block_mark(page) + 1 + ((uintptr_t)(epoch & 0xffff) << 48);
+}
+
+void kl_holes_cold_sweep(kl_heap_t *heap, bool force) {
+  if (heap->is_user || kl_os.page_size != OS_PAGE || kl_option(KL_OPT_HUGE_PAGES) != 0) return;
+  uint64_t now = kl_prim_clock_ms();
+  if (!force && now < heap->cold_next) return;
+  heap->cold_next = now + (uint64_t)kl_option(KL_OPT_PURGE_DELAY);
+  uint32_t epoch = ++heap->cold_epoch;
+  kl_purge_batch_t bt;   /* as in kl_holes_sweep: the blocks are off every list first */
+  bt.n = bt.bytes = 0;
+  for (unsigned c = KL_CLASS_COUNT; c-- > 0 && kl_class_size[c] > KL_SMALL_MAX; ) {
+    for (kl_page_t *page = heap->queues[c].first; page != NULL; page = page->next) {
+      if (page->tail_dirty) {
+        /* The page came dirty from another class, which may have carved
+         * further (bench alloc-test: pages of 2 blocks resident whole).
+         * What lies past the carved blocks goes back now; a carve that
+         * comes later faults it in as on a clean page. Not counted as
+         * purged: a page in use counts whole, as a clean one does. */
+        page->tail_dirty = 0;
+        size_t area;
+        uint8_t *start = kl_page_area((kl_segment_t *)kl_align_down((uintptr_t)page, KL_SEGMENT_SIZE), page, &area);
+        uintptr_t lo = kl_align_up((uintptr_t)page->start + (size_t)page->capacity * page->block_size, OS_PAGE);
+        uintptr_t hi = kl_align_down((uintptr_t)start + area, OS_PAGE);
+        if (hi > lo) kl_purge_batch_add(&bt, (void *)lo, hi - lo, 0);
+      }
+      kl_page_collect(page);
+      uintptr_t was = cold_stamp(page, epoch - 1), now_stamp = cold_stamp(page, epoch);
+      kl_block_t **link = &page->free;   /* raw links: no holes in the secure build */
+      for (kl_block_t *b = page->free, *next; b != NULL; b = next) {
+        next = b->next;
+        uintptr_t *stamp = &((uintptr_t *)b)[2];
+        if (!force && *stamp != was) { *stamp = now_stamp; link = &b->next; continue; }
+        *link = next;
+        b->next = page->cold;
+        page->cold = b;
+        page->holes++;
+        uint8_t *lo;
+        size_t n = cold_range(page, b, &lo);
+        kl_purge_batch_add(&bt, lo, n, n);
+        heap->counters.holes_purged += n / OS_PAGE;
+      }
     }
   }
   kl_purge_batch_flush(&bt);

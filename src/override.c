@@ -115,7 +115,7 @@ KL_API int mallopt(int param, int value) { (void)param; (void)value; return 1; }
 KL_API int malloc_trim(size_t pad) {
   (void)pad;
   kl_heap_t *heap = kl_heap_get();
-  if (heap != &kl_heap_empty) { kl_foreign_flush_all(heap); kl_segment_purge(heap, true); kl_holes_sweep(heap, true); }
+  if (heap != &kl_heap_empty) { kl_foreign_flush_all(heap); kl_segment_purge(heap, true); kl_holes_sweep(heap, true); kl_holes_cold_sweep(heap, true); }
   kl_segment_cache_purge();
   return 1;
 }

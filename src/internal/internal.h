@@ -270,7 +270,9 @@ kl_hidden bool kl_holes_fill(kl_page_t *page);      /* bring back the lowest run
 kl_hidden bool kl_holes_release(kl_page_t *page);   /* an emptied page's holes checked; false: keep the page */
 kl_hidden uint32_t kl_holes_blocks(const kl_page_t *page);          /* blocks in no list for them */
 kl_hidden bool kl_holes_contain(const kl_page_t *page, const void *b);
+kl_hidden void kl_holes_cold_sweep(kl_heap_t *heap, bool force);   /* medium pages; rate-limited unless force */
 #else
+#define kl_holes_cold_sweep(heap, force) ((void)(heap), (void)(force))
 #define kl_holes_sweep(heap, force) ((void)(heap), (void)(force))
 #define kl_holes_fill(page)         ((void)(page), false)
 #define kl_holes_release(page)      ((void)(page), true)

@@ -40,6 +40,7 @@
 #define KL_DIRECT_MAX         ((size_t)1024)    /* sizes served by heap->pages_direct */
 #define KL_DIRECT_COUNT       (KL_DIRECT_MAX / 16 + 1)
 #define KL_CLASS_COUNT        49                /* 16 B .. 128 KiB, 4 per power of two; then 256 KiB */
+#define KL_MEDIUM_SHARE       4                 /* a medium request may take a free block up to 4 classes up (page.c) */
 #define KL_LARGE_CLASS        48                /* 256 KiB: one block in a whole medium page */
 /* Blocks up to this size take a class. The secure build's guard page at
  * the end of every page leaves no medium page room for 256 KiB. */
@@ -142,6 +143,8 @@ struct __attribute__((aligned(64))) kl_page_s {
   /* holes.c (owner only; written by its sweeps, which visit idle pages): */
   uint8_t     holes_strikes;    /* holes filled again too soon */
   uint8_t     holes_idle;       /* sweeps in a row that found the page idle */
+  uint8_t     tail_dirty;       /* medium page handed out dirty: past its carved blocks
+                                 * may lie memory another class wrote (holes.c) */
   /* ---- line 2: the owner's (remote threads touch only xthread_free). */
   __attribute__((aligned(64)))
   kl_block_t *free;             /* allocation pops here (owner only) */
@@ -149,7 +152,8 @@ struct __attribute__((aligned(64))) kl_page_s {
   uint32_t    used;             /* see invariant above (owner only) */
   bool        is_purged;        /* not in use, memory given back to the OS */
   uint8_t     pinned;           /* 1: counted once more in used (kl_page_pin) */
-  uint16_t    holes;            /* OS pages given back while in use, one bit each (holes.c) */
+  uint16_t    holes;            /* OS pages given back while in use, one bit each; a
+                                 * medium page: how many cold blocks (holes.c) */
   uint32_t    capacity;         /* blocks carved so far */
   uint32_t    reserved;         /* blocks that fit */
   /* Frees from other threads: a list head, below 2^48, and in the top 16
@@ -159,9 +163,13 @@ struct __attribute__((aligned(64))) kl_page_s {
    * and wants to hear of the next remote free (see free.c). */
   _Atomic(uintptr_t) xthread_free;
   kl_page_t  *next, *prev;      /* in a heap queue */
-  uint64_t    purge_at;         /* not in use, dirty: give back to the OS at (ms); 0 = clean.
-                                 * In use: holes.c's idle signature, the time the page's
-                                 * holes were made while it has some, or 0 */
+  union {
+    uint64_t  purge_at;         /* not in use, dirty: give back to the OS at (ms); 0 = clean.
+                                 * In use, blocks up to 4 KiB: holes.c's idle signature,
+                                 * the time the page's holes were made while it has some, or 0 */
+    kl_block_t *cold;           /* in use, medium page: its cold blocks (holes.c), whose
+                                 * count is `holes`; NULL (purge_at 0) when handed out */
+  };
 };
 _Static_assert(sizeof(struct kl_page_s) == 128, "a page is two cache lines");
 
@@ -267,6 +275,8 @@ struct kl_heap_s {
   kl_segment_t   *free_segs[2];    /* small, medium: those with a free page */
   uint64_t        purge_next;      /* no dirty free page is due before this (ms) */
   uint64_t        holes_next;      /* holes.c's next sweep is due then (ms) */
+  uint64_t        cold_next;       /* holes.c's next sweep of medium pages is due then (ms) */
+  uint32_t        cold_epoch;      /* that sweep's count: free blocks are stamped with it */
   /* First-class heaps (keel_heap_new): is_user, the thread's default heap as
    * parent, linked on the parent's `users`; `huge` lists their huge blocks. */
   bool            is_user;

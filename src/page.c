@@ -50,6 +50,26 @@ void kl_page_init(kl_page_t *page, size_t block_size, unsigned class_idx, size_t
   kl_store_relaxed(&page->xthread_free, 0);
 }
 
+/* A clean page that a class carves past its first KL_POPULATE_BYTES is
+ * busy: the chunks of that size that the carve [lo, hi) enters are faulted
+ * in by one call each (kl_prim_populate) rather than a fault per 4 KiB as
+ * the links and the program's data are written. Chunks are aligned, so the
+ * one holding lo was entered by the carve before. The first chunk faults
+ * as it is touched, so a class with a few blocks holds no more than
+ * before. bench memeff (200 MB of pages filled whole): user+sys 0.137 ->
+ * 0.128 s (glibc 0.119); the faults still count as minor faults. Chunks
+ * of 32 KiB (the first one lazy) measured 0.135 s; the page's rest at
+ * once, 0.123 s but alloc-test's RSS 4.2 -> 5.3 MB. */
+static void populate_ahead(kl_page_t *page, uint8_t *lo, uint8_t *hi) {
+  uintptr_t from = kl_align_up((uintptr_t)lo, KL_POPULATE_BYTES);
+  uintptr_t first = kl_align_up((uintptr_t)page->start + 1, KL_POPULATE_BYTES);   /* past the first chunk */
+  if (from < first) from = first;
+  uintptr_t to = kl_align_up((uintptr_t)hi, KL_POPULATE_BYTES);
+  uintptr_t end = kl_align_up((uintptr_t)page->start + (size_t)page->reserved * page->block_size, kl_os.page_size);
+  if (to > end) to = end;
+  if (from < to && !kl_prim_populate((void *)from, to - from)) page->populate = 0;
+}
+
 /* Carve the next few blocks into the free list, in address order. */
 static void page_extend(kl_page_t *page) {
   size_t bs = page->block_size;
@@ -63,6 +83,7 @@ static void page_extend(kl_page_t *page) {
   if (n > page->reserved - page->capacity) n = page->reserved - page->capacity;
   uint8_t *first = page->start + (size_t)page->capacity * bs;
   uint8_t *p = first;
+  if (page->populate) populate_ahead(page, first, first + (size_t)n * bs);
 #if KL_SECURE
   /* Secure build: hand the new blocks out in a random order, so the
    * distance between two allocations tells an attacker nothing. */
@@ -198,6 +219,7 @@ static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
   page->start_off = (size_t)(page->start - (uint8_t *)seg);
   kl_page_init(page, bs, c, area);
   page->tail_dirty = dirty && kind == KL_SEG_MEDIUM;
+  page->populate = !dirty && kind == KL_SEG_SMALL && !KL_SECURE && kl_option(KL_OPT_HUGE_PAGES) == 0;
 #if KL_DEBUG
   memset(page->start, 0, area);   /* no old fill pattern may look like a freed block */
 #endif
@@ -224,7 +246,7 @@ static kl_page_t *page_find(kl_heap_t *heap, unsigned c) {
       if (page->free == NULL) kl_page_collect(page);
       /* Holes first: a page never carves past its capacity while some of
        * its carved blocks are in holes (holes.c counts on it). */
-      while (page->free == NULL && kl_holes_fill(page)) {}
+      while (page->free == NULL && page->holes != 0 && kl_holes_fill(page)) {}
       if (page->free == NULL && page->capacity < page->reserved) page_extend(page);
       if (page->free != NULL) {
         if (page != q->first) kl_heap_queue_to_front(heap, page);

@@ -322,16 +322,21 @@ kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t bloc
     if (seg == NULL) seg = segment_new(heap, kind);
     if (seg == NULL) return NULL;
   }
-  /* A dirty free page if the segment has one (no faults), else any. */
+  /* A dirty free page if the segment has one (no faults), else any: the
+   * first free one, without a scan of all 64 descriptors (8 KiB) when the
+   * segment has no dirty page (bench memeff maps 200 MB of pages: 4.4M
+   * instructions here, two scans per page). */
+  if (dirty_only && seg->dirty_pages == 0) return NULL;
   kl_page_t *page = NULL;
   for (uint32_t i = skip_first; i < seg->page_count; i++) {
     if (seg->pages[i].in_use) continue;
     if (page == NULL || (page->purge_at == 0 && seg->pages[i].purge_at != 0)) page = &seg->pages[i];
-    if (page->purge_at != 0) break;
+    if (page->purge_at != 0 || seg->dirty_pages == 0) break;
   }
   kl_assert(page != NULL);
   if (dirty_only && page->purge_at == 0) return NULL;
   page->in_use = 1;
+  if (page->purge_at != 0) seg->dirty_pages--;
   page->purge_at = 0;          /* reused dirty: no purge needed */
   if (page->holes != 0) { kl_stats_purged(-(ptrdiff_t)holes_bytes(page)); page->holes = 0; }
   if (page->is_purged) {
@@ -365,6 +370,7 @@ static void page_purge(kl_segment_t *seg, kl_page_t *page, kl_purge_batch_t *b) 
   size_t size;
   uint8_t *area = kl_page_area(seg, page, &size);
   size_t counted = size - holes_bytes(page);   /* the holes were counted when they were made */
+  if (page->purge_at != 0) seg->dirty_pages--;
   page->purge_at = 0;
   page->is_purged = true;
   page->holes = 0;
@@ -392,6 +398,7 @@ bool kl_segment_page_free(kl_page_t *page) {
   long delay = kl_option(KL_OPT_PURGE_DELAY);
   if (delay == 0) { page_purge(seg, page, NULL); return false; }
   page->purge_at = kl_prim_clock_ms() + (uint64_t)delay;
+  seg->dirty_pages++;
   if (heap != NULL && (heap->purge_next == 0 || page->purge_at < heap->purge_next)) heap->purge_next = page->purge_at;
   return false;
 }
@@ -412,9 +419,7 @@ void kl_segment_purge(kl_heap_t *heap, bool force) {
   size_t dirty = 0;
   if (!force) {
     for (kl_segment_t *seg = heap->segments; seg != NULL; seg = seg->next) {
-      if (!seg->in_free_list) continue;
-      for (uint32_t i = 0; i < seg->page_count; i++)
-        if (!seg->pages[i].in_use && seg->pages[i].purge_at != 0) dirty += (size_t)1 << seg->page_shift;
+      if (seg->in_free_list) dirty += (size_t)seg->dirty_pages << seg->page_shift;
     }
   }
   uint64_t next = 0;
@@ -752,9 +757,10 @@ bool kl_segment_reclaim(kl_heap_t *heap) {
 
 bool kl_segment_is_valid(const kl_segment_t *seg) {
   if (seg->kind == KL_SEG_HUGE) return seg->page_count == 1 && seg->pages[0].in_use;
-  uint32_t used = 0;
+  uint32_t used = 0, dirty = 0;
   for (uint32_t i = 0; i < seg->page_count; i++) {
     if (seg->pages[i].in_use) { used++; if (!kl_page_is_valid(&seg->pages[i])) return false; }
+    else dirty += seg->pages[i].purge_at != 0;
   }
-  return used == seg->used_pages && (seg->in_free_list == (used < seg->page_count));
+  return used == seg->used_pages && dirty == seg->dirty_pages && (seg->in_free_list == (used < seg->page_count));
 }

@@ -28,6 +28,9 @@ void  *kl_prim_alloc_aligned(size_t size, size_t align, size_t offset);
 void  *kl_prim_alloc_aligned_hint(size_t size, size_t align, void *hint);
 /* Ask for transparent huge pages on a range (advice; false if unsupported). */
 bool   kl_prim_hugepage(void *addr, size_t size);
+/* Fault the pages of a range in now, writable, in one call (cheaper than
+ * touching them one by one); false if the OS cannot or would not. */
+bool   kl_prim_populate(void *addr, size_t size);
 /* Make a range inaccessible (guard pages). */
 bool   kl_prim_protect(void *addr, size_t size);
 /* Unmap a range (or part of one) obtained above. */

@@ -40,6 +40,8 @@
 #define KL_DIRECT_MAX         ((size_t)1024)    /* sizes served by heap->pages_direct */
 #define KL_DIRECT_COUNT       (KL_DIRECT_MAX / 16 + 1)
 #define KL_CLASS_COUNT        49                /* 16 B .. 128 KiB, 4 per power of two; then 256 KiB */
+#define KL_POPULATE_BYTES     ((size_t)16 << 10) /* a clean small page past its first this many
+                                                  * bytes is faulted in this many at a time (page.c) */
 #define KL_MEDIUM_SHARE       4                 /* a medium request may take a free block up to 4 classes up (page.c) */
 #define KL_LARGE_CLASS        48                /* 256 KiB: one block in a whole medium page */
 /* Blocks up to this size take a class. The secure build's guard page at
@@ -145,6 +147,8 @@ struct __attribute__((aligned(64))) kl_page_s {
   uint8_t     holes_idle;       /* sweeps in a row that found the page idle */
   uint8_t     tail_dirty;       /* medium page handed out dirty: past its carved blocks
                                  * may lie memory another class wrote (holes.c) */
+  uint8_t     populate;         /* small page handed out clean: carving faults its memory
+                                 * in ahead, a KL_POPULATE_BYTES chunk per call (page.c) */
   /* ---- line 2: the owner's (remote threads touch only xthread_free). */
   __attribute__((aligned(64)))
   kl_block_t *free;             /* allocation pops here (owner only) */
@@ -187,6 +191,8 @@ struct kl_segment_s {
   uint32_t     page_shift;
   uint32_t     page_count;
   uint32_t     used_pages;
+  uint32_t     dirty_pages;     /* free pages not yet purged (purge_at set), so a page
+                                 * allocation need not scan for one (segment.c) */
   size_t       mapped_size;     /* bytes mapped from the OS */
   /* Bytes from the segment's start that may have been written since it was
    * mapped or last purged: a huge block's segment wrote only its block.

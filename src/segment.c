@@ -445,6 +445,45 @@ void kl_segment_purge(kl_heap_t *heap, bool force) {
 
 /* ---- huge blocks -------------------------------------------------------- */
 
+/* Are a program's huge blocks written whole? Each freed huge block of
+ * 256 KiB or more votes (huge_dense_vote): its last 16 OS pages all
+ * resident says yes (+1, up to 4), else no (-2, down to -4). From a score
+ * of 2, a huge block's fresh pages, but for those last 16, are faulted in
+ * by one call when it is handed out (huge_populate; kl_prim_populate: 1.05
+ * us a page here, against 1.41 us touched one by one): a program that
+ * writes its big buffers whole pays less for its faults (bench large/1t:
+ * user+sys 0.086 -> 0.074 s, tcmalloc 0.079), and one that leaves them
+ * sparse keeps them sparse after at most two blocks. The last 16 pages
+ * are left to the program, so that the vote sees its writes, not ours.
+ * Not for calloc, whose fresh pages need no write: a sparse table is the
+ * common case there. Relaxed: a heuristic. */
+static _Atomic(int) huge_dense;
+#define HUGE_SAMPLE ((size_t)16)
+
+static void huge_dense_vote(kl_segment_t *seg) {
+  if (KL_SECURE || kl_os.page_size != 4096) return;
+  kl_page_t *page = &seg->pages[0];
+  size_t span = HUGE_SAMPLE * kl_os.page_size;
+  if (page->block_size < 4 * span) return;
+  uint8_t vec[HUGE_SAMPLE];
+  uint8_t *at = (uint8_t *)kl_align_down((uintptr_t)page->start + page->block_size - span, kl_os.page_size);
+  bool dense = kl_prim_resident(at, span, vec);
+  for (size_t i = 0; dense && i < HUGE_SAMPLE; i++) dense = vec[i] != 0;
+  int v = atomic_load_explicit(&huge_dense, memory_order_relaxed);
+  v = dense ? (v < 4 ? v + 1 : 4) : (v > -2 ? v - 2 : -4);
+  atomic_store_explicit(&huge_dense, v, memory_order_relaxed);
+}
+
+/* [from, block end - the sampled pages): faulted in, if blocks are dense. */
+static void huge_populate(uintptr_t from, uint8_t *block, size_t size) {
+  if (KL_SECURE || atomic_load_explicit(&huge_dense, memory_order_relaxed) < 2 || kl_option(KL_OPT_HUGE_PAGES) != 0) return;
+  size_t span = HUGE_SAMPLE * kl_os.page_size;
+  if (size < 4 * span) return;
+  uintptr_t lo = kl_align_up(from, kl_os.page_size);
+  uintptr_t hi = kl_align_down((uintptr_t)block + size - span, kl_os.page_size);
+  if (hi > lo) kl_prim_populate((void *)lo, hi - lo);
+}
+
 static void huge_set_block(kl_segment_t *seg, size_t block);
 
 void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
@@ -519,11 +558,13 @@ void *kl_segment_huge_alloc(size_t size, size_t align, bool zero) {
   memset(page->start, 0, old < page->block_size ? old : page->block_size);   /* old fill patterns (see debug.c) */
 #endif
   if (zero) memset(page->start, 0, old < size ? old : size);
+  else huge_populate((uintptr_t)seg + (dirty > off ? dirty : off), page->start, size);   /* the fresh part */
   ((kl_block_t *)page->start)->freed = 0;   /* a reused mapping may hold an old mark */
   return page->start;
 }
 
 void kl_segment_huge_free(kl_segment_t *seg) {
+  huge_dense_vote(seg);
   kl_segmap_clear(seg, seg->block_offset >= KL_SEGMENT_SIZE);
   atomic_fetch_sub_explicit(&kl_os_stats.huge_live, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&kl_os_stats.huge_frees, 1, memory_order_relaxed);

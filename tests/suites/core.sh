@@ -14,6 +14,7 @@ $CC "$src/pool.c" -o "$KL_TMP/pool" -lkeel -pthread &&
 $CC "$src/foreign.c" -o "$KL_TMP/foreign" -lkeel -pthread &&
 $CC "$src/sole.c" -o "$KL_TMP/sole" -lkeel -pthread &&
 $CC "$src/holes.c" -o "$KL_TMP/holes" -lkeel -pthread &&
+$CC "$src/dense.c" -o "$KL_TMP/dense" -lkeel &&
 $CC -O2 "$src/stress.c" -o "$KL_TMP/stress" -lkeel -pthread &&
 $CC "$src/threads.c" -o "$KL_TMP/threads" -lkeel -pthread &&
 cc -shared -fPIC -O1 "$src/ctor-lib.c" -o "$KL_TMP/libctor.so" || { t "build core tests" false; finish; exit; }
@@ -56,6 +57,8 @@ tc "a class's only page: kept when it empties in a loop, an ordinary page once o
 tc "holes: the free OS pages of sparse pages given back by malloc_trim and as the heap grows, contents kept, visit sees the live blocks, holes filled again, fewer holes where they come back soon, 4 threads with remote frees in flight; a double free in a hole caught when the page empties or the hole fills; cold medium blocks given back and taken again, a double free of one caught at once; a medium malloc takes a bigger class's free block" env KEEL_PURGE_DELAY=1 "$KL_TMP/holes"
 tc "holes, secure build (none made; contents, visit, double frees caught at once)" env NO_HOLES=1 KEEL_PURGE_DELAY=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/holes"
 tc "holes, debug build (none made; contents, visit, double frees caught at once)" env NO_HOLES=1 KEEL_PURGE_DELAY=1 LD_PRELOAD="$b/libkeel-debug.so" "$KL_TMP/holes"
+tc "dense huge blocks: faulted in when handed out after blocks written whole, never calloc's, no longer after two sparse ones" "$KL_TMP/dense"
+tc "dense huge blocks, secure build (never faulted in ahead)" env NO_POPULATE=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/dense"
 if [ "$KEEL_VARIANT" = release ]; then ops=200000; threads=100000; else ops=40000; threads=20000; fi
 tc "stress: 4 threads, 1 B..1 MiB, remote frees, realloc" "$KL_TMP/stress" $ops
 tc "thread churn ($threads threads), fork under load, init and exit order" env LD_PRELOAD="$KL_TMP/libctor.so" "$KL_TMP/threads" $threads

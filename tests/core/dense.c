@@ -1,0 +1,86 @@
+/* dense.c — huge blocks that a program writes whole are faulted in when
+ * they are handed out; sparse ones, and calloc's, are not (src/segment.c,
+ * huge_dense_vote and huge_populate).
+ *  1. four blocks of 8 MiB written whole and freed teach keel that blocks
+ *     are dense: the next fresh one (the pool emptied by malloc_trim) is
+ *     resident as malloc returns it, 6 MiB and more before the program
+ *     touches it; written and read back, every byte holds.
+ *  2. a calloc of 8 MiB then is not faulted in (under 1 MiB resident),
+ *     and reads zero.
+ *  3. then blocks touched on their first page only: the third one is no
+ *     longer faulted in (under 1 MiB resident), nor any after it.
+ * NO_POPULATE=1 (the secure build, which never populates) checks that no
+ * block is faulted in, and the contents. Links libkeel. */
+#include <malloc.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "keel.h"
+#include "../harness.h"
+
+#define MiB ((size_t)1 << 20)
+#define SIZE (8 * MiB)
+
+static long rss_kib(void) {
+  long pages = 0, res = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL) return -1;
+  if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = -1;
+  fclose(f);
+  return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static void fill(uint8_t *p, size_t n, unsigned seed) { for (size_t i = 0; i < n; i += 256) p[i] = (uint8_t)(seed + i / 256 * 7); }
+static bool same(const uint8_t *p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; i += 256) if (p[i] != (uint8_t)(seed + i / 256 * 7)) return false;
+  return true;
+}
+
+/* A fresh huge block: the pool and cache emptied first. Returns it, and
+ * how much resident memory grew while malloc (or calloc) ran. */
+static uint8_t *fresh(bool zero, long *grew) {
+  malloc_trim(0);
+  long before = rss_kib();
+  uint8_t *p = zero ? calloc(1, SIZE) : malloc(SIZE);
+  *grew = rss_kib() - before;
+  return p;
+}
+
+int main(void) {
+  bool populate = getenv("NO_POPULATE") == NULL;
+  /* 1. */
+  uint8_t *b[4];
+  for (int i = 0; i < 4; i++) { b[i] = malloc(SIZE); fill(b[i], SIZE, (unsigned)i); }
+  int bad = 0;
+  for (int i = 0; i < 4; i++) { if (!same(b[i], SIZE, (unsigned)i)) bad++; free(b[i]); }
+  CHECK(bad == 0);
+  long grew;
+  uint8_t *p = fresh(false, &grew);
+  printf("1. a fresh 8 MiB block after four dense ones: %ld KiB resident at once\n", grew);
+  if (populate) CHECKF(grew >= 6 * 1024, "resident grew %ld KiB", grew);
+  else CHECKF(grew < 1024, "resident grew %ld KiB", grew);
+  fill(p, SIZE, 9);
+  CHECK(same(p, SIZE, 9));
+  free(p);
+  /* 2. */
+  uint8_t *z = fresh(true, &grew);
+  printf("2. calloc of 8 MiB: %ld KiB resident at once\n", grew);
+  CHECKF(grew < 1024, "resident grew %ld KiB", grew);
+  bad = 0;
+  for (size_t i = 0; i < SIZE; i += 4096) if (z[i] != 0) bad++;
+  CHECK(bad == 0);
+  free(z);
+  /* 3. */
+  for (int r = 1; r <= 5; r++) {
+    uint8_t *s = fresh(false, &grew);
+    printf("3. sparse block %d: %ld KiB resident at once\n", r, grew);
+    if (r >= 3 || !populate) CHECKF(grew < 1024, "sparse block %d: resident grew %ld KiB", r, grew);
+    fill(s, 4096, (unsigned)r);
+    CHECK(same(s, 4096, (unsigned)r));
+    free(s);
+  }
+  return KL_DONE();
+}

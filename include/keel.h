@@ -117,7 +117,7 @@ keel_heap_t *keel_heap_default(void);
 /* ---- options --------------------------------------------------------------
  * Each option is also an environment variable (README): KEEL_ON_ERROR,
  * KEEL_VERBOSE, KEEL_SHOW_STATS, KEEL_PURGE_DELAY, KEEL_HUGE_PAGES,
- * KEEL_PURGE_THREAD, KEEL_REPORT_INTERVAL. A value set here before
+ * KEEL_PURGE_THREAD, KEEL_REPORT_INTERVAL, KEEL_POPULATE. A value set here before
  * keel's first use wins over the environment; set later, it applies from
  * then on. KEEL_REPORT (a file name) and KEEL_REPORT_PID (set by the `keel`
  * command) are environment only: they are not numbers, or not the
@@ -129,7 +129,8 @@ typedef enum keel_option_e {
   KEEL_OPTION_PURGE_DELAY = 3, /* milliseconds before free memory goes back to the OS */
   KEEL_OPTION_HUGE_PAGES = 4,  /* 0 or 1: back segments with transparent huge pages */
   KEEL_OPTION_PURGE_THREAD = 5, /* 0 or 1: a helper thread purges idle cached segments */
-  KEEL_OPTION_REPORT_INTERVAL = 6 /* 1..60000 ms between samples of the KEEL_REPORT report */
+  KEEL_OPTION_REPORT_INTERVAL = 6, /* 1..60000 ms between samples of the KEEL_REPORT report */
+  KEEL_OPTION_POPULATE = 7     /* 0 or 1: fault memory in ahead, by one call, where it will be written */
 } keel_option_t;
 /* 0 on success; EINVAL for an unknown option or a value out of range. */
 int keel_option_set(keel_option_t option, long value);

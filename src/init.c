@@ -33,10 +33,10 @@ bool kl_process_init(void) {
     kl_segment_atfork_init();
     if (kl_option(KL_OPT_VERBOSE))
       kl_message("keel: %s, on_error=%s, purge_delay=%ldms, show_stats=%ld, huge_pages=%ld, purge_thread=%ld, "
-                 "report_interval=%ldms\n",
+                 "report_interval=%ldms, populate=%ld\n",
                  KEEL_VERSION_STRING, kl_option(KL_OPT_ON_ERROR_WARN) ? "warn" : "abort",
                  kl_option(KL_OPT_PURGE_DELAY), kl_option(KL_OPT_SHOW_STATS), kl_option(KL_OPT_HUGE_PAGES),
-                 kl_option(KL_OPT_PURGE_THREAD), kl_option(KL_OPT_REPORT_INTERVAL));
+                 kl_option(KL_OPT_PURGE_THREAD), kl_option(KL_OPT_REPORT_INTERVAL), kl_option(KL_OPT_POPULATE));
     return true;
   }
   /* Another thread is initializing; it takes microseconds and never waits

@@ -21,6 +21,7 @@ static const desc_t descs[KL_OPT_COUNT] = {
   [KL_OPT_HUGE_PAGES]    = { "KEEL_HUGE_PAGES", 0, 0, 1, true, { 0, 0 } },
   [KL_OPT_PURGE_THREAD]  = { "KEEL_PURGE_THREAD", 1, 0, 1, true, { 0, 0 } },
   [KL_OPT_REPORT_INTERVAL] = { "KEEL_REPORT_INTERVAL", 5, 1, 60 * 1000, false, { 0, 0 } },
+  [KL_OPT_POPULATE]      = { "KEEL_POPULATE", 1, 0, 1, true, { 0, 0 } },
 };
 
 static long values[KL_OPT_COUNT];
@@ -78,7 +79,7 @@ long kl_option(kl_option_t opt) {
 _Static_assert((int)KEEL_OPTION_ON_ERROR == KL_OPT_ON_ERROR_WARN && (int)KEEL_OPTION_VERBOSE == KL_OPT_VERBOSE &&
                (int)KEEL_OPTION_SHOW_STATS == KL_OPT_SHOW_STATS && (int)KEEL_OPTION_PURGE_DELAY == KL_OPT_PURGE_DELAY &&
                (int)KEEL_OPTION_HUGE_PAGES == KL_OPT_HUGE_PAGES && (int)KEEL_OPTION_PURGE_THREAD == KL_OPT_PURGE_THREAD &&
-               (int)KEEL_OPTION_REPORT_INTERVAL == KL_OPT_REPORT_INTERVAL,
+               (int)KEEL_OPTION_REPORT_INTERVAL == KL_OPT_REPORT_INTERVAL && (int)KEEL_OPTION_POPULATE == KL_OPT_POPULATE,
                "public and internal option numbers agree");
 
 kl_public int keel_option_set(keel_option_t option, long value) {

@@ -220,8 +220,10 @@ static kl_page_t *page_fresh(kl_heap_t *heap, unsigned c) {
   kl_page_init(page, bs, c, area);
   page->tail_dirty = dirty && kind == KL_SEG_MEDIUM;
   /* Not in the secure build (guard pages), the debug build (it writes the
-   * whole area below), nor with transparent huge pages asked for. */
-  page->populate = !dirty && kind == KL_SEG_SMALL && !KL_SECURE && !KL_DEBUG && kl_option(KL_OPT_HUGE_PAGES) == 0;
+   * whole area below), with transparent huge pages asked for, nor with
+   * KEEL_POPULATE=0. */
+  page->populate = !dirty && kind == KL_SEG_SMALL && !KL_SECURE && !KL_DEBUG && kl_option(KL_OPT_HUGE_PAGES) == 0 &&
+                   kl_option(KL_OPT_POPULATE) != 0;
 #if KL_DEBUG
   memset(page->start, 0, area);   /* no old fill pattern may look like a freed block */
 #endif

@@ -476,7 +476,8 @@ static void huge_dense_vote(kl_segment_t *seg) {
 
 /* [from, block end - the sampled pages): faulted in, if blocks are dense. */
 static void huge_populate(uintptr_t from, uint8_t *block, size_t size) {
-  if (KL_SECURE || KL_DEBUG || atomic_load_explicit(&huge_dense, memory_order_relaxed) < 2 || kl_option(KL_OPT_HUGE_PAGES) != 0) return;
+  if (KL_SECURE || KL_DEBUG || atomic_load_explicit(&huge_dense, memory_order_relaxed) < 2 || kl_option(KL_OPT_HUGE_PAGES) != 0 ||
+      kl_option(KL_OPT_POPULATE) == 0) return;
   size_t span = HUGE_SAMPLE * kl_os.page_size;
   if (size < 4 * span) return;
   uintptr_t lo = kl_align_up(from, kl_os.page_size);

@@ -304,7 +304,7 @@ extern kl_prim_info_t kl_os kl_hidden;
 
 /* ---- options.c */
 typedef enum { KL_OPT_ON_ERROR_WARN, KL_OPT_VERBOSE, KL_OPT_SHOW_STATS, KL_OPT_PURGE_DELAY,
-               KL_OPT_HUGE_PAGES, KL_OPT_PURGE_THREAD, KL_OPT_REPORT_INTERVAL, KL_OPT_COUNT } kl_option_t;
+               KL_OPT_HUGE_PAGES, KL_OPT_PURGE_THREAD, KL_OPT_REPORT_INTERVAL, KL_OPT_POPULATE, KL_OPT_COUNT } kl_option_t;
 kl_hidden void kl_options_init(void);
 kl_hidden long kl_option(kl_option_t opt);
 

@@ -10,7 +10,7 @@
  *     zero.
  *  3. then blocks touched on their first page only: the third one is no
  *     longer faulted in (under 3 MiB resident), nor any after it.
- * NO_POPULATE=1 (the secure build, which never populates) checks that no
+ * NO_POPULATE=1 (the secure build, or KEEL_POPULATE=0) checks that no
  * block is faulted in, and the contents. Links libkeel. */
 #include <malloc.h>
 #include <stdbool.h>

@@ -19,7 +19,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   static const char *names[] = { "KEEL_ON_ERROR", "KEEL_VERBOSE", "KEEL_SHOW_STATS", "KEEL_PURGE_DELAY",
-                                 "KEEL_HUGE_PAGES", "KEEL_PURGE_THREAD", "KEEL_REPORT_INTERVAL" };
+                                 "KEEL_HUGE_PAGES", "KEEL_PURGE_THREAD", "KEEL_REPORT_INTERVAL", "KEEL_POPULATE" };
   for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
     printf("%s=%ld\n", names[i], keel_option_get((keel_option_t)i));
   return 0;

@@ -59,6 +59,7 @@ tc "holes, secure build (none made; contents, visit, double frees caught at once
 tc "holes, debug build (none made; contents, visit, double frees caught at once)" env NO_HOLES=1 KEEL_PURGE_DELAY=1 LD_PRELOAD="$b/libkeel-debug.so" "$KL_TMP/holes"
 tc "dense huge blocks: faulted in when handed out after blocks written whole, never calloc's, no longer after two sparse ones" "$KL_TMP/dense"
 tc "dense huge blocks, secure build (never faulted in ahead)" env NO_POPULATE=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/dense"
+tc "dense huge blocks, KEEL_POPULATE=0 (never faulted in ahead)" env NO_POPULATE=1 KEEL_POPULATE=0 "$KL_TMP/dense"
 if [ "$KEEL_VARIANT" = release ]; then ops=200000; threads=100000; else ops=40000; threads=20000; fi
 tc "stress: 4 threads, 1 B..1 MiB, remote frees, realloc" "$KL_TMP/stress" $ops
 tc "thread churn ($threads threads), fork under load, init and exit order" env LD_PRELOAD="$KL_TMP/libctor.so" "$KL_TMP/threads" $threads

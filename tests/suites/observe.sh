@@ -26,7 +26,7 @@ bad_value() {  # VAR VALUE DEFAULT-AS-PRINTED DEFAULT-AS-NUMBER
 for case in "KEEL_HUGE_PAGES maybe 0 0" "KEEL_HUGE_PAGES 2 0 0" "KEEL_PURGE_THREAD banana 1 1" "KEEL_PURGE_THREAD -1 1 1" \
             "KEEL_REPORT_INTERVAL abc 5 5" "KEEL_REPORT_INTERVAL -1 5 5" "KEEL_REPORT_INTERVAL 0 5 5" \
             "KEEL_REPORT_INTERVAL 12ms 5 5" "KEEL_REPORT_INTERVAL 99999999999999999999 5 5" \
-            "KEEL_PURGE_DELAY -5 10 10" "KEEL_SHOW_STATS banana 0 0" "KEEL_ON_ERROR maybe abort 0"; do
+            "KEEL_PURGE_DELAY -5 10 10" "KEEL_SHOW_STATS banana 0 0" "KEEL_ON_ERROR maybe abort 0" "KEEL_POPULATE 2 1 1"; do
   set -- $case
   t "bad value $1=$2 keeps the default $3" bad_value "$@"
 done
@@ -35,7 +35,7 @@ t "bad value KEEL_SHOW_STATS= (empty) keeps the default 0" bad_value KEEL_SHOW_S
 t "good values are taken silently" bash -c "out=\$(KEEL_REPORT_INTERVAL=7 KEEL_HUGE_PAGES=1 KEEL_PURGE_THREAD=off $KL_TMP/options 2>$KL_TMP/opt.err) && \
   [ ! -s $KL_TMP/opt.err ] && grep -qx KEEL_REPORT_INTERVAL=7 <<<\"\$out\" && grep -qx KEEL_HUGE_PAGES=1 <<<\"\$out\" && grep -qx KEEL_PURGE_THREAD=0 <<<\"\$out\""
 t "KEEL_VERBOSE=1 names every option, bad ones at their default" bash -c "KEEL_VERBOSE=1 KEEL_REPORT_INTERVAL=abc KEEL_HUGE_PAGES=x \
-  $KL_TMP/options 2>&1 >/dev/null | grep -q 'purge_delay=10ms, show_stats=0, huge_pages=0, purge_thread=1, report_interval=5ms'"
+  $KL_TMP/options 2>&1 >/dev/null | grep -q 'purge_delay=10ms, show_stats=0, huge_pages=0, purge_thread=1, report_interval=5ms, populate=1'"
 rm -f "$KL_TMP"/iv*.html
 t "KEEL_REPORT with a bad KEEL_REPORT_INTERVAL still writes the report, sampling every 5 ms" bash -c \
   "KEEL_REPORT=$KL_TMP/iv.html KEEL_REPORT_INTERVAL=abc $KL_TMP/options >/dev/null 2>$KL_TMP/opt.err && \

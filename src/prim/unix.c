@@ -107,9 +107,9 @@ bool kl_prim_hugepage(void *addr, size_t size) {
 
 /* MADV_POPULATE_WRITE (Linux 5.14): the range's pages faulted in, writable,
  * by one call. On this project's machines a 4 KiB fault taken by touching
- * costs 1.41 us, one of 16 KiB populated at once 1.05 us a page (64 MiB
- * touched page by page, best of 5). Older kernels (EINVAL) switch it off
- * for good; a failure for want of memory is left to the later touches. */
+ * costs 1.40 us, a page populated 16 KiB at a time 1.03 us (bench/faultcost.c:
+ * 64 MiB, best of 5). Older kernels (EINVAL) switch it off for good; a
+ * failure for want of memory is left to the later touches. */
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif

@@ -449,10 +449,10 @@ void kl_segment_purge(kl_heap_t *heap, bool force) {
  * 256 KiB or more votes (huge_dense_vote): its last 16 OS pages all
  * resident says yes (+1, up to 4), else no (-2, down to -4). From a score
  * of 2, a huge block's fresh pages, but for those last 16, are faulted in
- * by one call when it is handed out (huge_populate; kl_prim_populate: 1.05
- * us a page here, against 1.41 us touched one by one): a program that
+ * by one call when it is handed out (huge_populate; kl_prim_populate: 1.03
+ * us a page here against 1.40 us touched, bench/faultcost.c): a program that
  * writes its big buffers whole pays less for its faults (bench large/1t:
- * user+sys 0.086 -> 0.074 s, tcmalloc 0.079), and one that leaves them
+ * user+sys 0.088 -> 0.077 s, tcmalloc 0.081), and one that leaves them
  * sparse keeps them sparse after at most two blocks. The last 16 pages
  * are left to the program, so that the vote sees its writes, not ours.
  * Not for calloc, whose fresh pages need no write: a sparse table is the

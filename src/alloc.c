@@ -82,7 +82,7 @@ kl_page_t *kl_checked_page(const void *p, kl_segment_t **seg_out, const char *wh
     kl_error_bad_pointer(who, p, "not the start of a keel block (interior or stale pointer)");
     return NULL;
   }
-  if (seg->kind != KL_SEG_HUGE && ((const kl_block_t *)p)->freed == kl_block_mark(page)) {
+  if (seg->kind != KL_SEG_HUGE && kl_block_freed((const kl_block_t *)p) == kl_block_mark(page)) {
     kl_error_bad_pointer(who, p, "already freed (double free or use after free)");
     return NULL;
   }

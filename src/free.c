@@ -189,8 +189,8 @@ kl_inline bool free_check(kl_page_t *page, kl_block_t *b) {
     return false;
   }
   uintptr_t mark = kl_block_mark(page);
-  if (kl_unlikely(b->freed == mark)) { free_bad(b, "double free"); return false; }
-  b->freed = mark;
+  if (kl_unlikely(kl_block_freed(b) == mark)) { free_bad(b, "double free"); return false; }
+  kl_block_set_freed(b, mark);
 #else
   (void)page; (void)b;
 #endif
@@ -250,7 +250,7 @@ kl_inline void free_fast(void *p) {
 #if KL_FREE_CHECKS
   kl_page_t *page = kl_cached_live_page(heap, p);
   if (kl_likely(page != NULL)) {
-    ((kl_block_t *)p)->freed = kl_block_mark(page);
+    kl_block_set_freed((kl_block_t *)p, kl_block_mark(page));
     free_local(heap, page, (kl_block_t *)p);
     return;
   }

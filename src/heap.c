@@ -185,6 +185,9 @@ kl_heap_t *kl_heap_init_thread(void) {
   for (size_t i = 0; i < KL_DIRECT_COUNT; i++) heap->pages_direct[i] = (kl_page_t *)&kl_page_empty;
   kl_heap_set_seg_cache(heap, KL_SEG_NONE);
   heap->thread_id = kl_prim_thread_id();
+  kl_segment_lock(heap);   /* the purger may be looking at the struct's last life */
+  heap->seg_live = true;
+  kl_segment_unlock(heap);
   kl_heap_tls = heap;
   /* After kl_heap_tls is set: if the C library allocates while registering
    * (glibc does for high key numbers), that allocation finds this heap. */
@@ -216,6 +219,8 @@ static void abandon_queue(kl_page_queue_t *q) {
  * allocates again afterwards (a later destructor), it simply gets a fresh
  * heap, and this runs again for that one. */
 static void abandon_heap(kl_heap_t *heap) {
+  kl_segment_lock(heap);   /* the purger looks at live heaps' segments */
+  heap->seg_live = false;
   for (unsigned c = 0; c < KL_CLASS_COUNT; c++) abandon_queue(&heap->queues[c]);
   abandon_queue(&heap->full);
   kl_segment_huge_sweep(heap, false, true);
@@ -231,6 +236,7 @@ static void abandon_heap(kl_heap_t *heap) {
   heap->free_segs[0] = heap->free_segs[1] = NULL;
   kl_heap_set_seg_cache(heap, KL_SEG_NONE);
   heap->purge_next = 0;
+  kl_segment_unlock(heap);
   kl_stats_sample(heap);
   kl_store_relaxed(&heap->has_delayed, 0);
 }
@@ -274,10 +280,14 @@ bool kl_heap_is_valid(const kl_heap_t *heap) {
   for (const kl_page_t *p = heap->full.first; p; p = p->next) {
     if (!kl_page_in_full(p) || p->pinned || !kl_page_is_valid(p)) return false;
   }
-  for (const kl_segment_t *s = heap->segments; s; s = s->next) {
-    if (s->heap != heap || !kl_segment_is_valid(s)) return false;
-  }
-  return true;
+  /* Free pages' state: the purger may be changing it. The lock is not
+   * the heap's state, hence the cast. */
+  kl_heap_t *locked = (kl_heap_t *)heap;
+  bool ok = true;
+  kl_segment_lock(locked);
+  for (const kl_segment_t *s = heap->segments; s && ok; s = s->next) ok = s->heap == heap && kl_segment_is_valid(s);
+  kl_segment_unlock(locked);
+  return ok;
 }
 
 /* ---- first-class heaps: lifecycle ---------------------------------------- */
@@ -379,8 +389,10 @@ kl_public void keel_heap_delete(keel_heap_t *h) {
     q_push_front(&def->full, page);   /* stays parked; its notify bit now reaches def */
   }
   kl_store_relaxed(&def->has_delayed, 1);   /* a notice may have gone to the old heap */
+  kl_segment_lock(def);   /* its segment list grows */
   while (heap->segments != NULL) kl_segment_transfer(heap->segments, def);
   if (heap->purge_next && (def->purge_next == 0 || heap->purge_next < def->purge_next)) def->purge_next = heap->purge_next;
+  kl_segment_unlock(def);
   kl_segment_huge_sweep(heap, false, true);
   users_unlink(heap);
   heap->thread_id = 0;
@@ -404,7 +416,7 @@ kl_public bool keel_heap_contains(const keel_heap_t *h, const void *p) {
   size_t off = (size_t)((const uint8_t *)p - page->start);
   if (!page->in_use || kl_load_relaxed(&page->heap) != heap) return false;
   if (!kl_page_has_block(page, off)) return false;
-  return ((const kl_block_t *)p)->freed != kl_block_mark(page) && !kl_holes_contain(page, p);
+  return kl_block_freed((const kl_block_t *)p) != kl_block_mark(page) && !kl_holes_contain(page, p);
 }
 
 static bool visit_queue(kl_page_queue_t *q, bool (*visit)(void *, size_t, void *), void *arg) {
@@ -423,7 +435,7 @@ static bool visit_queue(kl_page_queue_t *q, bool (*visit)(void *, size_t, void *
        * cache (free.c). The mark says so. */
       kl_block_t *b = (kl_block_t *)(page->start + (size_t)i * page->block_size);
       if (kl_holes_contain(page, b)) continue;   /* free, its memory given back (holes.c) */
-      if (KL_FOREIGN && b->freed == kl_block_mark(page)) continue;
+      if (KL_FOREIGN && kl_block_freed(b) == kl_block_mark(page)) continue;
       if (!visit(b, page->block_size, arg)) return false;
     }
   }

@@ -289,7 +289,7 @@ static kl_page_t *page_shared(kl_heap_t *heap, unsigned c) {
 kl_inline void foreign_take(kl_heap_t *heap, unsigned c, kl_block_t *b) {
   heap->foreign[c].free = b->next;
   heap->foreign[c].used++;   /* the room */
-  b->freed = 0;
+  kl_block_set_freed(b, 0);
   heap->counters.allocs[c]++;
 }
 

@@ -53,6 +53,9 @@ void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last) {
   do { last->all_next = head; } while (!kl_cas_weak(&all_heaps, &head, first, memory_order_release));
 }
 
+/* Acquire pairs with the release push above: the structs' links are set. */
+kl_heap_t *kl_stats_heaps(void) { return kl_load_acquire(&all_heaps); }
+
 /* A thread that frees what others made may never take a malloc slow path,
  * so it publishes its (negative) net bytes on such frees too (see the top
  * of this file); without that, the sum held the makers' allocations but

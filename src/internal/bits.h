@@ -12,6 +12,17 @@
 #define kl_unlikely(x)  __builtin_expect(!!(x), 0)
 #define kl_noinline     __attribute__((noinline))
 #define kl_inline       static inline __attribute__((always_inline))
+/* A function whose reads race with the program's writes on purpose (a scan
+ * of every block's freed mark, live blocks included: holes.c's punch):
+ * ThreadSanitizer is told not to report them. */
+#if defined(__has_attribute)
+#if __has_attribute(no_sanitize)
+#define kl_no_tsan      __attribute__((no_sanitize("thread")))
+#endif
+#endif
+#ifndef kl_no_tsan
+#define kl_no_tsan
+#endif
 #define kl_cold         __attribute__((cold, noinline))
 #define kl_hidden       __attribute__((visibility("hidden")))
 #define kl_public       __attribute__((visibility("default")))

@@ -114,6 +114,12 @@ kl_inline bool kl_page_has_block_owned(const kl_page_t *page, size_t off) {
  * Free has it in a register already, and no program holds it by accident:
  * it lies in the segment header, where no block starts. */
 kl_inline uintptr_t kl_block_mark(const kl_page_t *page) { return (uintptr_t)page; }
+/* The mark is read and written by threads other than the page's owner: a
+ * foreign cache (free.c) marks and unmarks blocks of other threads' pages
+ * while their owners' holes sweeps and heap walks read the marks. Relaxed
+ * atomics (plain moves on x86): each reader copes with either value. */
+kl_inline uintptr_t kl_block_freed(const kl_block_t *b) { return __atomic_load_n(&b->freed, __ATOMIC_RELAXED); }
+kl_inline void kl_block_set_freed(kl_block_t *b, uintptr_t v) { __atomic_store_n(&b->freed, v, __ATOMIC_RELAXED); }
 
 /* The page of p when p is a live block in the segment of this thread's
  * last own free (kl_heap_s.seg_cache), with no segment map and no call;
@@ -160,7 +166,7 @@ kl_inline void kl_block_set_next(const kl_page_t *page, kl_block_t *b, kl_block_
  * allocation in its own statistics slot). */
 kl_inline void kl_page_pop(kl_page_t *page, kl_block_t *b) {
   page->free = kl_block_next(page, b);
-  b->freed = 0;
+  kl_block_set_freed(b, 0);
   page->used++;
 }
 
@@ -213,6 +219,8 @@ kl_hidden void kl_segment_atfork_init(void);   /* once, at process start */
 kl_hidden bool kl_segment_reclaim(kl_heap_t *heap);
 kl_hidden bool kl_segment_is_valid(const kl_segment_t *seg);
 kl_hidden void kl_segment_purge(kl_heap_t *heap, bool force);
+kl_hidden void kl_segment_lock(kl_heap_t *heap);     /* the owner's, reentrant: see kl_heap_s.seg_lock */
+kl_hidden void kl_segment_unlock(kl_heap_t *heap);
 /* Ranges to give back together (segment.c's purge passes, holes.c's sweeps). */
 typedef struct { kl_prim_range_t r[KL_PURGE_BATCH]; size_t n, bytes; } kl_purge_batch_t;
 kl_hidden void kl_purge_batch_add(kl_purge_batch_t *b, void *addr, size_t size, size_t counted);
@@ -326,6 +334,7 @@ extern kl_os_stats_t kl_os_stats kl_hidden;
 kl_hidden void kl_stats_mapped(ptrdiff_t delta);
 kl_hidden void kl_stats_purged(ptrdiff_t delta);
 kl_hidden void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last);
+kl_hidden kl_heap_t *kl_stats_heaps(void);   /* every heap struct ever made, linked by all_next */
 kl_hidden void kl_stats_sample(kl_heap_t *heap);
 kl_hidden void kl_stats_count_orphan_free(unsigned class_idx);   /* by a thread without a heap */
 /* A free of another thread's block, by this thread's heap (stats.c says

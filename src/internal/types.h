@@ -305,11 +305,21 @@ struct kl_heap_s {
   /* A realloc is moving a block to a bigger class: a fresh page may be
    * another class's empty one (page.c's page_steal). */
   bool            growing;
+  uint32_t        seg_depth;       /* the owner's nesting of kl_segment_lock (segment.c) */
   /* Kept across recycling (kl_heap_init_thread clears only what is above,
    * and has_delayed with an atomic store). */
   kl_heap_t      *all_next;        /* every heap struct ever made (stats.c) */
   kl_heap_t      *pool_next;       /* on the recycled-heap stack; a stale popper may
                                     * read it at any time: relaxed atomics (heap.c) */
+  /* The purger thread gives an idle heap's free pages back (segment.c,
+   * heaps_purge_idle). seg_lock guards the heap's segment list and the
+   * state of their free pages: the owner holds it (1) across every change
+   * to them (kl_segment_lock), the purger (2) while it looks. Kept across
+   * recycling: the purger may hold it while a new owner clears the heap;
+   * seg_live (under the lock) says whether there is anything to look at. */
+  _Atomic(int)    seg_lock;
+  _Atomic(int)    seg_busy;        /* the owner took seg_lock since the purger last looked */
+  bool            seg_live;        /* a live thread's default heap */
   /* A parked full page got a remote free. Other threads set it through a
    * page's heap pointer, which may be stale (the struct recycled), so it is
    * never cleared with the memset above: only with atomic stores. */

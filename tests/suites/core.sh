@@ -15,6 +15,7 @@ $CC "$src/foreign.c" -o "$KL_TMP/foreign" -lkeel -pthread &&
 $CC "$src/sole.c" -o "$KL_TMP/sole" -lkeel -pthread &&
 $CC "$src/holes.c" -o "$KL_TMP/holes" -lkeel -pthread &&
 $CC "$src/dense.c" -o "$KL_TMP/dense" -lkeel &&
+$CC "$src/idle.c" -o "$KL_TMP/idle" -lkeel -pthread &&
 $CC -O2 "$src/stress.c" -o "$KL_TMP/stress" -lkeel -pthread &&
 $CC "$src/threads.c" -o "$KL_TMP/threads" -lkeel -pthread &&
 cc -shared -fPIC -O1 "$src/ctor-lib.c" -o "$KL_TMP/libctor.so" || { t "build core tests" false; finish; exit; }
@@ -60,6 +61,8 @@ tc "holes, debug build (none made; contents, visit, double frees caught at once)
 tc "dense huge blocks: faulted in when handed out after blocks written whole, never calloc's, no longer after two sparse ones" "$KL_TMP/dense"
 tc "dense huge blocks, secure build (never faulted in ahead)" env NO_POPULATE=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/dense"
 tc "dense huge blocks, KEEL_POPULATE=0 (never faulted in ahead)" env NO_POPULATE=1 KEEL_POPULATE=0 "$KL_TMP/dense"
+tc "an idle thread's free pages: given back by the purger thread while it makes no call (200 MB freed: resident back within 8 MiB of its start), and usable again" "$KL_TMP/idle"
+tc "an idle thread's free pages, KEEL_PURGE_THREAD=0 (kept until the thread calls again; shown, not checked)" env NO_IDLE_PURGE=1 KEEL_PURGE_THREAD=0 "$KL_TMP/idle"
 if [ "$KEEL_VARIANT" = release ]; then ops=200000; threads=100000; else ops=40000; threads=20000; fi
 tc "stress: 4 threads, 1 B..1 MiB, remote frees, realloc" "$KL_TMP/stress" $ops
 tc "thread churn ($threads threads), fork under load, init and exit order" env LD_PRELOAD="$KL_TMP/libctor.so" "$KL_TMP/threads" $threads

@@ -24,6 +24,9 @@ for san in thread address undefined; do
   case $san in thread) d=build-rel-tsan; n=tsan;; address) d=build-rel-asan; n=asan;; *) d=build-rel-ubsan; n=ubsan;; esac
   t "$n: build keel (checked) and programs" rel_build_san "$KEEL_ROOT/$d" $san || continue
   tc "$n: stress" "$d/stress" 4 $((4000 * SCALE)) $((8 * SCALE)) 1024
+  # Sweeps for holes and cold blocks, and the purger's looks at idle heaps,
+  # every millisecond: their races with the owners and other threads.
+  tc "$n: stress, KEEL_PURGE_DELAY=1" env KEEL_PURGE_DELAY=1 "$d/stress" 4 $((4000 * SCALE)) $((8 * SCALE)) 1024
   tc "$n: first calls and calls after teardown" "$d/firstop" $((100 * SCALE))
   tc "$n: thread churn" "$d/churn" $((1000 * SCALE)) 4
   tc "$n: heap never adopts a dead thread's blocks" "$d/heap_reclaim"

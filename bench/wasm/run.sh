@@ -11,9 +11,10 @@
 #    of the loop, times 20); the table gives the median over rounds, and the
 #    median of each round's ratio to keel (the runs of a round are seconds
 #    apart, so a slow phase of a shared machine hits both sides of a ratio).
-#  - with IR=1 also, under cachegrind (deterministic, unlike time on a busy
-#    machine): x86 instructions node executes and level-1 data-cache misses
-#    per operation, (count with 1M operations - count with 0) / 1M.
+#  - with IR=1 also, under cachegrind (steadier than time on a busy machine,
+#    though node's JIT still moves them between runs): x86 instructions
+#    node executes and level-1 data-cache misses per operation,
+#    (count with 1M operations - count with 0) / 1M.
 # Writes bench/wasm/RESULTS.md. Env: QUICK=1 (fewer rounds and ops),
 # ROUNDS, OPS, IR=1, KEEL_WASM_OUT (the archives' folder, default build/wasm).
 set -eu
@@ -121,7 +122,7 @@ fi
     echo
     echo "## Instructions and cache misses per operation (cachegrind, IR=1)"
     echo
-    echo "Per replace operation (free + malloc + the loop's own work), from (count with 1M operations - count with none) / 1M: x86 instructions node executes, and level-1 data-cache misses in cachegrind's simulation of this machine's caches. Deterministic, unlike time on a shared machine."
+    echo "Per replace operation (free + malloc + the loop's own work), from (count with 1M operations - count with none) / 1M: x86 instructions node executes, and level-1 data-cache misses in cachegrind's simulation of this machine's caches. Steadier than time on a shared machine, but not fixed: node's JIT makes them vary from run to run (keel at 1,048,576 live blocks: 376 and 211 instructions in two runs on 2026-12-01), so compare allocators within one run."
     echo
     echo "| live blocks | keel instr | dlmalloc instr | emmalloc instr | keel D1 misses | dlmalloc D1 misses | emmalloc D1 misses |"
     echo "|---:|---:|---:|---:|---:|---:|---:|"

@@ -284,11 +284,21 @@ static uint64_t idle_sig(const kl_page_t *page) {
   return (((uint64_t)(uintptr_t)page->free << 16) ^ ((uint64_t)(uintptr_t)page->local_free << 40) ^ page->used) | 1;
 }
 
+/* Whether a sweep runs now: never for a first-class heap, nor with OS
+ * pages other than 4 KiB or huge pages asked for; at most once per
+ * KEEL_PURGE_DELAY unless forced, *next being when this kind of sweep is
+ * due again. */
+static bool sweep_due(const kl_heap_t *heap, uint64_t *next, bool force, uint64_t *now) {
+  if (heap->is_user || kl_os.page_size != OS_PAGE || kl_option(KL_OPT_HUGE_PAGES) != 0) return false;
+  *now = kl_prim_clock_ms();
+  if (!force && *now < *next) return false;
+  *next = *now + (uint64_t)kl_option(KL_OPT_PURGE_DELAY);
+  return true;
+}
+
 void kl_holes_sweep(kl_heap_t *heap, bool force) {
-  if (heap->is_user || kl_os.page_size != OS_PAGE || kl_option(KL_OPT_HUGE_PAGES) != 0) return;
-  uint64_t now = kl_prim_clock_ms();
-  if (!force && now < heap->holes_next) return;
-  heap->holes_next = now + (uint64_t)kl_option(KL_OPT_PURGE_DELAY);
+  uint64_t now;
+  if (!sweep_due(heap, &heap->holes_next, force, &now)) return;
   /* The runs go out together (kl_purge_batch_t): their blocks left the
    * lists at once, and nothing touches them until the owner fills them
    * again, which it cannot do before its sweep returns. */
@@ -329,10 +339,8 @@ static uintptr_t cold_stamp(const kl_page_t *page, uint32_t epoch) {
 }
 
 void kl_holes_cold_sweep(kl_heap_t *heap, bool force) {
-  if (heap->is_user || kl_os.page_size != OS_PAGE || kl_option(KL_OPT_HUGE_PAGES) != 0) return;
-  uint64_t now = kl_prim_clock_ms();
-  if (!force && now < heap->cold_next) return;
-  heap->cold_next = now + (uint64_t)kl_option(KL_OPT_PURGE_DELAY);
+  uint64_t now;
+  if (!sweep_due(heap, &heap->cold_next, force, &now)) return;
   uint32_t epoch = ++heap->cold_epoch;
   kl_purge_batch_t bt;   /* as in kl_holes_sweep: the blocks are off every list first */
   bt.n = bt.bytes = 0;

@@ -105,8 +105,7 @@ static void stats_get(keel_stats_t *out) {
   if (self != &kl_heap_empty) kl_stats_sample(self);
   size_t allocs[KL_CLASS_COUNT] = { 0 }, frees[KL_CLASS_COUNT] = { 0 };
   size_t calls[KL_CALL_COUNT] = { 0 }, r_allocs = 0, r_frees = 0;
-  /* Acquire pairs with the release push in kl_stats_heap_made. */
-  for (kl_heap_t *h = kl_load_acquire(&all_heaps); h != NULL; h = h->all_next) {
+  for (kl_heap_t *h = kl_stats_heaps(); h != NULL; h = h->all_next) {
     const kl_counters_t *c = &h->counters;
     for (unsigned i = 0; i < KL_CLASS_COUNT; i++) { allocs[i] += PEEK(c->allocs[i]); frees[i] += PEEK(c->frees[i]); }
     for (unsigned i = 0; i < KL_DIRECT_COUNT; i++) allocs[kl_direct_class[i]] += PEEK(c->direct_allocs[i]);

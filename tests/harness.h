@@ -39,5 +39,22 @@ static inline int kl_t_fork(void (*fn)(void), int *report_fd, char *out, size_t 
   waitpid(pid, &st, 0);
   return st;
 }
+
+/* Resident memory in KiB (/proc/self/statm), -1 if unknown. Plain system
+ * calls, no stdio: it allocates nothing, so a test can watch memory while
+ * it makes no allocator call (tests/core/idle.c). */
+#include <fcntl.h>
+#include <string.h>
+static inline long kl_t_rss_kib(void) {
+  char buf[128];
+  int fd = open("/proc/self/statm", O_RDONLY);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  const char *sp = strchr(buf, ' ');
+  return sp ? atol(sp + 1) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
+}
 #endif
 #endif

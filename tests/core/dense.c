@@ -28,15 +28,6 @@
  * huge pages are on for every mapping ("always"). */
 #define SPARSE_KIB 3072
 
-static long rss_kib(void) {
-  long pages = 0, res = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f == NULL) return -1;
-  if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = -1;
-  fclose(f);
-  return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static void fill(uint8_t *p, size_t n, unsigned seed) { for (size_t i = 0; i < n; i += 256) p[i] = (uint8_t)(seed + i / 256 * 7); }
 static bool same(const uint8_t *p, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; i += 256) if (p[i] != (uint8_t)(seed + i / 256 * 7)) return false;
@@ -47,9 +38,9 @@ static bool same(const uint8_t *p, size_t n, unsigned seed) {
  * how much resident memory grew while malloc (or calloc) ran. */
 static uint8_t *fresh(bool zero, long *grew) {
   malloc_trim(0);
-  long before = rss_kib();
+  long before = kl_t_rss_kib();
   uint8_t *p = zero ? calloc(1, SIZE) : malloc(SIZE);
-  *grew = rss_kib() - before;
+  *grew = kl_t_rss_kib() - before;
   return p;
 }
 

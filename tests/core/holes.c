@@ -57,15 +57,6 @@
 
 static bool holes_expected;
 
-static long rss_kib(void) {
-  long pages = 0, res = 0;
-  FILE *f = fopen("/proc/self/statm", "r");
-  if (f == NULL) return -1;
-  if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = -1;
-  fclose(f);
-  return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 static void fill(unsigned char *p, size_t n, unsigned seed) { for (size_t i = 0; i < n; i++) p[i] = (unsigned char)(seed * 13 + i * 7); }
 static bool same(const unsigned char *p, size_t n, unsigned seed) {
   for (size_t i = 0; i < n; i++) if (p[i] != (unsigned char)(seed * 13 + i * 7)) return false;
@@ -103,12 +94,12 @@ static bool count_1k(void *block, size_t size, void *arg) {
 static void *part1(void *arg) {
   (void)arg;
   int live = sparse();
-  long before = rss_kib();
+  long before = kl_t_rss_kib();
   keel_stats_t s0, s1;
   keel_stats_get(&s0);
   malloc_trim(0);
   keel_stats_get(&s1);
-  long after = rss_kib();
+  long after = kl_t_rss_kib();
   if (holes_expected) CHECKF(s1.holes_purged - s0.holes_purged >= (before - after) / 8,
                              "keel_stats_t.holes_purged %zu -> %zu", s0.holes_purged, s1.holes_purged);
   visited = 0;
@@ -129,13 +120,13 @@ static void *part1(void *arg) {
 static void *part2(void *arg) {
   (void)arg;
   int live = sparse();
-  long before = rss_kib();
+  long before = kl_t_rss_kib();
   static unsigned char *w[OTHER_N];
   for (int b = 0; b < 20; b++) {
     for (int i = b * (OTHER_N / 20); i < (b + 1) * (OTHER_N / 20); i++) { w[i] = malloc(OTHER); fill(w[i], OTHER, (unsigned)i + 5); }
     usleep(3000);   /* longer than KEEL_PURGE_DELAY: the sparse pages sit idle */
   }
-  long after = rss_kib(), grown = after - before, bytes = (long)OTHER * OTHER_N / 1024;
+  long after = kl_t_rss_kib(), grown = after - before, bytes = (long)OTHER * OTHER_N / 1024;
   printf("part 2: %d live blocks of %d; resident %ld -> %ld KiB while %ld KiB were allocated\n", live, MANY, before, after, bytes);
   if (holes_expected) CHECKF(grown < bytes - 10 * 1024, "resident grew %ld KiB for %ld KiB of new blocks", grown, bytes);
   CHECK(check_live() == 0);
@@ -272,7 +263,7 @@ static void *part6(void *arg) {
   for (int i = 0; i < MED_N; i++) { m6[i] = malloc(MED); fill(m6[i], MED, (unsigned)i + 3); }
   /* Keep one block in five: every page (six blocks) keeps one, so stays. */
   for (int i = 0; i < MED_N; i++) if (i % 5 != 0) { free(m6[i]); m6[i] = NULL; }
-  long before = rss_kib();
+  long before = kl_t_rss_kib();
   keel_stats_t s0, s1;
   keel_stats_get(&s0);
   /* Sweeps run from the medium slow path, at most once per delay: the
@@ -286,7 +277,7 @@ static void *part6(void *arg) {
     free(o);
   }
   keel_stats_get(&s1);
-  long after = rss_kib();
+  long after = kl_t_rss_kib();
   printf("part 6: %d of %d blocks of %d B freed; resident %ld -> %ld KiB, %zu OS pages given back\n",
          MED_N - MED_N / 5, MED_N, MED, before, after, s1.holes_purged - s0.holes_purged);
   if (holes_expected) {

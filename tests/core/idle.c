@@ -10,7 +10,6 @@
  *     purged pages work again.
  * Links libkeel. NO_IDLE_PURGE=1 (KEEL_PURGE_THREAD=0) only prints the
  * figure: nothing gives those pages back until the thread calls again. */
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,19 +21,6 @@
 #include "../harness.h"
 
 #define N 200000
-
-/* Resident KiB, without malloc (fopen would allocate). */
-static long rss_kib(void) {
-  char buf[128];
-  int fd = open("/proc/self/statm", O_RDONLY);
-  if (fd < 0) return -1;
-  ssize_t n = read(fd, buf, sizeof buf - 1);
-  close(fd);
-  if (n <= 0) return -1;
-  buf[n] = '\0';
-  char *sp = strchr(buf, ' ');
-  return sp ? atol(sp + 1) * (sysconf(_SC_PAGESIZE) / 1024) : -1;
-}
 
 static int wake[2], done[2];
 static int bad;
@@ -64,15 +50,15 @@ static void *worker(void *arg) {
 int main(void) {
   bool purge = getenv("NO_IDLE_PURGE") == NULL;
   if (pipe(wake) != 0 || pipe(done) != 0) return 1;
-  long base = rss_kib();
+  long base = kl_t_rss_kib();
   pthread_t t;
   pthread_create(&t, NULL, worker, NULL);
   char c;
   if (read(done[0], &c, 1) != 1) return 1;
-  long after = rss_kib(), now = after;
+  long after = kl_t_rss_kib(), now = after;
   int waited = 0;
-  for (; waited < 3000 && now > base + 8 * 1024; waited += 20) { usleep(20000); now = rss_kib(); }
-  if (!purge) { usleep(500000); now = rss_kib(); }
+  for (; waited < 3000 && now > base + 8 * 1024; waited += 20) { usleep(20000); now = kl_t_rss_kib(); }
+  if (!purge) { usleep(500000); now = kl_t_rss_kib(); }
   printf("1. resident before %ld KiB; after the worker freed everything %ld KiB; %d ms later, the worker idle: %ld KiB\n",
          base, after, waited, now);
   if (purge) CHECKF(now <= base + 8 * 1024, "resident %ld KiB, %ld KiB before the worker", now, base);

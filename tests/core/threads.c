@@ -17,15 +17,6 @@
 #include <unistd.h>
 #include "../harness.h"
 
-static long rss_kib(void) {
-  FILE *f = fopen("/proc/self/status", "r");
-  char line[256];
-  long v = 0;
-  while (f && fgets(line, sizeof line, f)) if (strncmp(line, "VmRSS:", 6) == 0) v = atol(line + 6);
-  if (f) fclose(f);
-  return v;
-}
-
 #define HANDOFF 1024
 static _Atomic(char *) handoff[HANDOFF];
 static void *churn(void *arg) {
@@ -84,9 +75,9 @@ int main(int argc, char **argv) {
     pthread_t t;
     if (pthread_create(&t, NULL, churn, (void *)(uintptr_t)i) != 0) { CHECK(!"pthread_create"); break; }
     pthread_join(t, NULL);
-    if (i == threads / 10) warm = rss_kib();
+    if (i == threads / 10) warm = kl_t_rss_kib();
   }
-  long end = rss_kib();
+  long end = kl_t_rss_kib();
   CHECKF(end < warm + 8 * 1024, "resident after warm-up %ld KiB, after %ld threads %ld KiB", warm, threads, end);
   for (int i = 0; i < HANDOFF; i++) free(atomic_exchange(&handoff[i], NULL));
 

@@ -150,29 +150,13 @@ static kl_noinline void free_remote_other(kl_heap_t *heap, kl_page_t *page, kl_b
   remote_push(page, b, b, 1);
 }
 
-/* Not the owner: keep the block in this thread's foreign cache, or push it
- * onto the page's remote list; counted as this thread's free either way.
- * Kept unless the page says no (foreign_ok: the block is too big, or its
- * page belongs to a first-class heap); a thread without a heap yet gets
- * one first (free_remote_other). A thread can live on the cache
- * alone (a worker reusing blocks the main thread made), so its common case
- * is inline here: room in the cache. It publishes no statistics sample:
- * what it keeps it reuses (allocs follow frees) or sends back in a flush,
- * which samples. */
+/* Not the owner, and the block is not kept in this thread's foreign cache
+ * (kl_free_at tried that, the common case): a huge block goes back to the
+ * OS; any other is pushed onto its page's remote list, or kept after a
+ * flush (free_remote_other). */
 static kl_noinline void free_not_owner(kl_segment_t *seg, kl_page_t *page, kl_block_t *b) {
-  kl_heap_t *heap = kl_heap_get();   /* again: passing it down cost more moves than the reload */
-#if KL_FOREIGN
-  /* Neither a huge block's page nor the empty heap gets here: foreign_ok
-   * is 0 on the one, every room is 0 in the other. */
-  unsigned c = page->class_idx;
-  if (kl_likely(page->foreign_ok && heap->foreign[c].used != 0)) {
-    heap->counters.frees[c]++;
-    foreign_push(heap, c, b);
-    return;
-  }
-#endif
   if (seg->kind == KL_SEG_HUGE) { kl_segment_huge_release(seg); return; }
-  free_remote_other(heap, page, b);
+  free_remote_other(kl_heap_get(), page, b);
 }
 
 static kl_noinline void free_bad(const void *p, const char *what) {
@@ -213,18 +197,35 @@ kl_inline void kl_free_at(kl_segment_t *seg, void *p) {
   kl_page_t *page = kl_segment_page_of(seg, p);
   kl_block_t *b = (kl_block_t *)p;
   if (!free_check(page, b)) return;
+  kl_heap_t *heap = kl_heap_get();
   if (kl_likely(kl_load_relaxed(&seg->thread_id) == kl_prim_thread_id())) {
     /* The owner heap from the page: a first-class heap's, or the default
      * heap's (relaxed: only we write it). A default heap's segment becomes
      * its free cache (kl_heap_s.seg_cache), so the next free into it skips
      * the segment map and this test. (A huge block's segment has no owner,
      * thread_id 0: it never gets here.) */
-    kl_heap_t *heap = atomic_load_explicit(&page->heap, memory_order_relaxed);
-    if (heap == kl_heap_get()) kl_heap_set_seg_cache(heap, seg);
-    free_local(heap, page, b);
-  } else {
-    free_not_owner(seg, page, b);
+    kl_heap_t *owner = atomic_load_explicit(&page->heap, memory_order_relaxed);
+    if (owner == heap) kl_heap_set_seg_cache(heap, seg);
+    free_local(owner, page, b);
+    return;
   }
+#if KL_FOREIGN
+  /* Another thread's block: kept in this thread's foreign cache while it
+   * has room, unless the page says no (foreign_ok: the block is too big,
+   * or its page belongs to a first-class heap). A thread can live on the
+   * cache alone (a server thread reusing blocks others made: larson), so
+   * this is inline here. It publishes no statistics sample: what it keeps
+   * it reuses (allocs follow frees) or sends back in a flush, which
+   * samples. Neither a huge block's page nor the empty heap passes the
+   * test: foreign_ok is 0 on the one, every room is 0 in the other. */
+  unsigned c = page->class_idx;
+  if (kl_likely(page->foreign_ok && heap->foreign[c].used != 0)) {
+    heap->counters.frees[c]++;
+    foreign_push(heap, c, b);
+    return;
+  }
+#endif
+  free_not_owner(seg, page, b);
 }
 
 static kl_noinline void free_unusual(void *p, unsigned v) {

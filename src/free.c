@@ -113,7 +113,8 @@ kl_inline void foreign_push(kl_heap_t *heap, unsigned c, kl_block_t *b) {
 
 #endif
 
-/* The rest of free_not_owner, out of line so that its common case saves no
+/* The rest of a free of another thread's block, out of line so that its
+ * common case (room in the foreign cache, inline in kl_free_at) saves no
  * registers: count the free, then push the block to its page, or keep it
  * after sending a full cache back; a flush is also when a thread that
  * lives on its cache publishes its bytes in use (stats.c).

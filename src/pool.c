@@ -12,6 +12,8 @@
  *    nothing faults or is copied; only the growth is fresh memory). Both
  *    ends sit on segment boundaries, so the kernel moves whole page tables;
  *    a move between unequal offsets costs a third of a fault per page here.
+ *  - a huge block that realloc grows takes the front of the run right
+ *    after it (kl_pool_take_at), in place: no system call, no fault.
  * Runs that touch merge, so a mapping carved into blocks and freed block by
  * block becomes one run again. A move needs its source within one kernel
  * mapping; kl_prim_move checks that and refuses before changing anything
@@ -139,6 +141,31 @@ void *kl_pool_take(size_t size, size_t *dirty) {
   return target;
 }
 
+/* The first `size` bytes of the run that starts at addr, if there is one
+ * that long: a huge block growing by realloc takes the pooled pages right
+ * after it (what its own earlier shrink, or a block freed next to it, left
+ * there) with no system call and no fault, where a move would map the
+ * growth fresh. The bytes stay counted as mapped. */
+bool kl_pool_take_at(void *addr, size_t size) {
+  if (kl_load_relaxed(&pooled) == 0) return false;
+  bool taken = false;
+  kl_lock(&pool_lock);
+  for (unsigned i = 0; i < run_count; i++) {
+    if (runs[i].addr != addr) continue;
+    if (runs[i].size >= size) {
+      runs[i].addr += size;
+      runs[i].size -= size;
+      kl_store_relaxed(&pooled, kl_load_relaxed(&pooled) - size);
+      if (runs[i].size == 0) run_remove(i);
+      last_use = kl_prim_clock_ms();
+      taken = true;
+    }
+    break;
+  }
+  kl_unlock(&pool_lock);
+  return taken;
+}
+
 /* Unmap every run if `all` (malloc_trim, the OS refusing memory) or if the
  * pool sat unused for KEEL_PURGE_DELAY. */
 bool kl_pool_purge(bool all) {
@@ -162,6 +189,7 @@ void kl_pool_atfork_init(void) { kl_prim_atfork(pool_acquire, pool_release, pool
 #else
 void *kl_pool_take(size_t size, size_t *dirty) { (void)size; *dirty = 0; return NULL; }
 void kl_pool_give(void *addr, size_t size) { kl_prim_free(addr, size); kl_stats_mapped(-(ptrdiff_t)size); }
+bool kl_pool_take_at(void *addr, size_t size) { (void)addr; (void)size; return false; }
 bool kl_pool_purge(bool all) { (void)all; return false; }
 void kl_pool_atfork_init(void) {}
 #endif

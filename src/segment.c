@@ -669,6 +669,12 @@ void *kl_segment_huge_realloc(kl_segment_t *seg, size_t size) {
       seg->mapped_size = old = mapped = whole;
       if (seg->dirty_end > whole) seg->dirty_end = whole;
     }
+  } else if (kl_pool_take_at((uint8_t *)seg + old, whole - old)) {
+    /* Pooled pages right after the block: resident, and counted as mapped
+     * already (old moves with mapped: no statistic changes). They may
+     * hold old contents. */
+    old = mapped = whole;
+    seg->dirty_end = whole;
   } else if (kl_prim_resize_in_place(seg, old, whole)) {
     mapped = whole;
   } else {

@@ -235,6 +235,7 @@ kl_hidden void kl_segment_purger_poll(void);     /* start the purger thread if w
  * mapped statistic. */
 kl_hidden void *kl_pool_take(size_t size, size_t *dirty);
 kl_hidden void kl_pool_give(void *addr, size_t size);
+kl_hidden bool kl_pool_take_at(void *addr, size_t size);          /* the front of the run at addr, if it has size bytes */
 kl_hidden bool kl_pool_purge(bool all);                         /* true if it unmapped anything */
 kl_hidden void kl_pool_atfork_init(void);
 

@@ -3,7 +3,9 @@
  *     two smaller ones, land on its addresses, and touching them again
  *     costs (almost) no page faults;
  *  2. a bigger request is built by moving a smaller run and growing it: its
- *     reused part does not fault, and every byte of it is writable;
+ *     reused part does not fault, and every byte of it is writable; a
+ *     block that realloc shrank grows back into the tail it gave the pool
+ *     (pooled pages right after it): same address, no faults, contents kept;
  *  3. reused memory is what the caller asked for: calloc gives zeros,
  *     every block keeps its own contents while others are carved, moved,
  *     resized and freed around it;
@@ -90,6 +92,27 @@ static void moved(void) {
   fill(b, 40 * MiB, 6);
   CHECK(same(b, 40 * MiB, 6));
   free(b);
+}
+
+static void regrow(void) {
+  malloc_trim(0);
+  uint8_t *a = malloc(32 * MiB);
+  fill(a, 32 * MiB, 7);
+  /* Shrunk below half: the tail past 8 MiB goes to the pool. */
+  uint8_t *b = realloc(a, 5 * MiB);
+  CHECK(b != NULL && same(b, 5 * MiB, 7));
+  if (!no_pool) CHECKF(b == a, "shrink in place: %p, was %p", (void *)b, (void *)a);
+  /* Grown again: the pooled tail right after it is taken back. */
+  uint8_t *c = realloc(b, 30 * MiB);
+  CHECK(c != NULL && same(c, 5 * MiB, 7));
+  if (!no_pool) {
+    CHECKF(c == b, "regrow into the pooled tail in place: %p, was %p", (void *)c, (void *)b);
+    long f = touch_faults(c + 8 * MiB, 22 * MiB);
+    CHECKF(f < (long)(22 * MiB / PAGE / 10), "%ld faults touching the regrown tail", f);
+  }
+  fill(c, 30 * MiB, 8);
+  CHECK(same(c, 30 * MiB, 8));
+  free(c);
 }
 
 static void contents(void) {
@@ -208,6 +231,7 @@ int main(void) {
   no_pool = getenv("POOL_NONE") != NULL;
   in_place();
   moved();
+  regrow();
   contents();
   split();
   trim();

@@ -2,9 +2,9 @@
  *
  * Fast path budget (x86-64, gcc -O2): keel_malloc of <= 1 KiB is
  *   TLS load of the heap, index pages_direct by (size+15)>>4, load page->free,
- *   one likely branch, pop (store free, clear the freed mark, increment
- *   used, count by that same index), return
- * — 17 instructions with the TLS load (two) and the return, no atomics,
+ *   one likely branch, pop (store free, prefetch the next head, clear the
+ *   freed mark, increment used, count by that same index), return
+ * — 18 instructions with the TLS load (two) and the return, no atomics,
  * no locks; malloc is this same code, inline (override.c)
  * (bench/RESULTS.md has the measured pair cost). Anything else is one
  * call, noinline so that the fast path stays this small:

@@ -163,9 +163,18 @@ kl_inline void kl_block_set_next(const kl_page_t *page, kl_block_t *b, kl_block_
 
 /* Hand out b, the head of page's free list: unlink it, clear its freed
  * mark, count it in used. Every malloc path's pop (the caller counts the
- * allocation in its own statistics slot). */
+ * allocation in its own statistics slot).
+ * The next head is prefetched: the next malloc of the class loads its link
+ * at once, and where blocks come back in random order (a server's
+ * requests) that load was the fast path's one stall: perf put 80% of
+ * malloc's samples of kbench larson 2 on the instruction after it. One
+ * instruction (a prefetch of the NULL that ends a list is dropped):
+ * larson 2t -4%, 4t -2%; sh8 2t -3%, 4t -11%; python -5%; tight, sqlite,
+ * alloc-test, xmalloc within noise (medians of 7-11 alternating runs). */
 kl_inline void kl_page_pop(kl_page_t *page, kl_block_t *b) {
-  page->free = kl_block_next(page, b);
+  kl_block_t *nx = kl_block_next(page, b);
+  __builtin_prefetch(nx, 1);   /* for writing: the pop clears its mark */
+  page->free = nx;
   kl_block_set_freed(b, 0);
   page->used++;
 }

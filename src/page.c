@@ -389,7 +389,11 @@ void *kl_malloc_generic(kl_heap_t *heap, size_t size, size_t align, bool zero) {
   kl_block_t *b;
 #if KL_FOREIGN
   /* A block this thread freed into its foreign cache first (see
-   * kl_malloc_foreign; aligned requests come here directly). */
+   * kl_malloc_foreign; aligned requests come here directly, and so do the
+   * classes above 1 KiB, whose caches only this pops: kbench sh8 2 80,
+   * where a neighbour frees half of every size up to 4 KiB, user+sys
+   * 0.589 -> 0.561 s once those sizes were cached too, as each block's
+   * lines stay in the core that freed it). */
   if (c < KL_FOREIGN_CLASSES && (b = foreign_pop(heap, c)) != NULL) {
     if (zero) memset(b, 0, size);
     return b;

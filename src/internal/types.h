@@ -85,7 +85,7 @@
 #define KL_HOLES              (!KL_SECURE && !KL_DEBUG && KL_FREE_CHECKS)
 #define KL_HOLES_QUICK        1000              /* ms: holes filled sooner were not worth making */
 #define KL_HOLES_STRIKES      7                 /* at most 2^7 idle sweeps asked of a page */
-#define KL_FOREIGN_CLASSES    20                /* classes 0..19: blocks up to KL_DIRECT_MAX */
+#define KL_FOREIGN_CLASSES    32                /* classes 0..31: blocks of small pages (up to KL_SMALL_MAX) */
 #define KL_FOREIGN_BYTES      ((size_t)64 << 10) /* most bytes kept per class, at least 8 blocks */
 #define KL_FOREIGN_BATCH      256               /* most blocks per class in a heap that only frees */
 

@@ -366,9 +366,9 @@ static kl_page_t *page_alloc_locked(kl_heap_t *heap, kl_segkind_t kind, size_t b
     /* Any of the heap's segments with a dirty free page, not just the
      * first on the list: a new segment goes to the front, and the dirty
      * pages behind it sat out their delay, were purged, and faulted in
-     * again when taken clean (sqlite3 :memory: bench workload: 12 MB
-     * purged and touched anew). A short walk: one per segment with a
-     * free page, on the page slow path. */
+     * again when taken clean (sqlite3 bench workload: 189 -> 177 pages
+     * purged). A short walk: one step per segment with a free page, on
+     * the page slow path. */
     for (seg = heap->free_segs[kind]; seg != NULL; seg = seg->fnext)
       if (seg->dirty_pages != 0 && !(skip_first && seg->used_pages == seg->page_count - 1 && !seg->pages[0].in_use)) break;
     if (seg == NULL) return NULL;

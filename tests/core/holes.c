@@ -266,8 +266,9 @@ static void *part6(void *arg) {
   long before = kl_t_rss_kib();
   keel_stats_t s0, s1;
   keel_stats_get(&s0);
-  /* Sweeps run from the medium slow path, at most once per delay: the
-   * first stamps the free blocks, a later one finds them still free. A
+  /* Sweeps run from the medium slow path, at most once per four delays
+   * (KL_COLD_DELAYS): the first stamps the free blocks, a later one
+   * finds them still free. A
    * 300 KiB block is not medium, so these frees add no free block. */
   for (int r = 0; r < 10; r++) {
     usleep(3000);

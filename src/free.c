@@ -236,7 +236,7 @@ static kl_noinline void free_unusual(void *p, unsigned v) {
 
 /* Any pointer: the segment map says whether keel made it and where its
  * segment starts. */
-static kl_noinline void free_lookup(void *p) {
+static kl_noinline KL_HOT void free_lookup(void *p) {
   unsigned v = kl_segmap_byte(p);
   if (kl_unlikely(v != 1)) { free_unusual(p, v); return; }   /* NULL, foreign, or a 4 MiB-aligned huge block */
   kl_free_at((kl_segment_t *)((uintptr_t)p & ~(uintptr_t)(KL_SEGMENT_SIZE - 1)), p);

@@ -328,7 +328,7 @@ static kl_noinline void *malloc_foreign_miss(size_t size, kl_heap_t *heap, bool 
  * class's page back. kbench larson 1 10 (callgrind): 84% of mallocs came
  * here, each a failed fast path and this call. Everything else is
  * malloc_foreign_miss. */
-void *kl_malloc_foreign(size_t size, kl_heap_t *heap) {
+KL_HOT void *kl_malloc_foreign(size_t size, kl_heap_t *heap) {
   size_t i = (size + 15) >> 4;
   unsigned c = kl_direct_class[i];
   kl_page_t *fc = &heap->foreign[c];

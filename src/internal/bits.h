@@ -12,6 +12,7 @@
 #define kl_unlikely(x)  __builtin_expect(!!(x), 0)
 #define kl_noinline     __attribute__((noinline))
 #define kl_inline       static inline __attribute__((always_inline))
+#define KL_HOT          __attribute__((aligned(64)))   /* a fast path's function: see override.c */
 /* A function whose reads race with the program's writes on purpose (a scan
  * of every block's freed mark, live blocks included: holes.c's punch):
  * ThreadSanitizer is told not to report them. */

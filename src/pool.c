@@ -100,6 +100,17 @@ void kl_pool_give(void *addr, size_t size) {
   while (n > 0) unmap(out[--n]);
 }
 
+/* Take the first n bytes of run i out of the pool (under the lock). */
+static uint8_t *run_take_front(unsigned i, size_t n) {
+  uint8_t *addr = runs[i].addr;
+  runs[i].addr += n;
+  runs[i].size -= n;
+  kl_store_relaxed(&pooled, kl_load_relaxed(&pooled) - n);
+  if (runs[i].size == 0) run_remove(i);
+  last_use = kl_prim_clock_ms();
+  return addr;
+}
+
 /* The smallest run of at least `size` bytes, else the largest; under the
  * lock, run_count > 0. */
 static unsigned pick(size_t size) {
@@ -118,16 +129,10 @@ void *kl_pool_take(size_t size, size_t *dirty) {
   kl_lock(&pool_lock);
   if (run_count == 0) { kl_unlock(&pool_lock); return NULL; }
   unsigned i = pick(size);
-  run_t *r = &runs[i];
-  last_use = kl_prim_clock_ms();
   /* Take the run's front out: all of the block if it covers it (no system
    * call at all, the pages stay where they are), else the whole run. */
-  size_t n = r->size < size ? r->size : size;
-  run_t src = { r->addr, n };
-  r->addr += n;
-  r->size -= n;
-  kl_store_relaxed(&pooled, kl_load_relaxed(&pooled) - n);
-  if (r->size == 0) run_remove(i);
+  size_t n = runs[i].size < size ? runs[i].size : size;
+  run_t src = { run_take_front(i, n), n };
   kl_unlock(&pool_lock);
   *dirty = n;
   if (n == size) return src.addr;
@@ -152,14 +157,7 @@ bool kl_pool_take_at(void *addr, size_t size) {
   kl_lock(&pool_lock);
   for (unsigned i = 0; i < run_count; i++) {
     if (runs[i].addr != addr) continue;
-    if (runs[i].size >= size) {
-      runs[i].addr += size;
-      runs[i].size -= size;
-      kl_store_relaxed(&pooled, kl_load_relaxed(&pooled) - size);
-      if (runs[i].size == 0) run_remove(i);
-      last_use = kl_prim_clock_ms();
-      taken = true;
-    }
+    if (runs[i].size >= size) { run_take_front(i, size); taken = true; }
     break;
   }
   kl_unlock(&pool_lock);

@@ -341,17 +341,23 @@ static void segment_free(kl_heap_t *heap, kl_segment_t *seg) {
 
 /* The first segment on the heap's free list with a free page that holds
  * blocks of block_size: the first page, which the header shortens, does
- * not hold the large class's. */
-static kl_segment_t *free_seg_for(kl_heap_t *heap, kl_segkind_t kind, bool skip_first) {
+ * not hold the large class's. With dirty_only, the first with a dirty free
+ * page, wherever it is on the list: a new segment goes to the front, and
+ * the dirty pages behind it sat out their delay, were purged, and faulted
+ * in again when taken clean (sqlite3 bench workload: 189 -> 177 pages
+ * purged). A short walk: one step per segment with a free page, on the
+ * page slow path. */
+static kl_segment_t *free_seg_for(kl_heap_t *heap, kl_segkind_t kind, bool skip_first, bool dirty_only) {
   kl_segment_t *seg = heap->free_segs[kind];
-  while (seg != NULL && skip_first && seg->used_pages == seg->page_count - 1 && !seg->pages[0].in_use)
+  while (seg != NULL && ((skip_first && seg->used_pages == seg->page_count - 1 && !seg->pages[0].in_use) ||
+                         (dirty_only && seg->dirty_pages == 0)))
     seg = seg->fnext;
   return seg;
 }
 
 /* A free page of a segment of the heap, for blocks of block_size; with
  * dirty_only, only a page still written (freed, not yet purged: no page
- * faults) from the first such segment, else NULL. */
+ * faults), else NULL. */
 static kl_page_t *page_alloc_locked(kl_heap_t *heap, kl_segkind_t kind, size_t block_size, bool dirty_only);
 kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t block_size, bool dirty_only) {
   kl_segment_lock(heap);
@@ -361,23 +367,11 @@ kl_page_t *kl_segment_page_alloc(kl_heap_t *heap, kl_segkind_t kind, size_t bloc
 }
 static kl_page_t *page_alloc_locked(kl_heap_t *heap, kl_segkind_t kind, size_t block_size, bool dirty_only) {
   bool skip_first = block_size > kl_page_area_size(kind == KL_SEG_SMALL ? KL_SMALL_PAGE_SHIFT : KL_MEDIUM_PAGE_SHIFT, 0);
-  kl_segment_t *seg;
-  if (dirty_only) {
-    /* Any of the heap's segments with a dirty free page, not just the
-     * first on the list: a new segment goes to the front, and the dirty
-     * pages behind it sat out their delay, were purged, and faulted in
-     * again when taken clean (sqlite3 bench workload: 189 -> 177 pages
-     * purged). A short walk: one step per segment with a free page, on
-     * the page slow path. */
-    for (seg = heap->free_segs[kind]; seg != NULL; seg = seg->fnext)
-      if (seg->dirty_pages != 0 && !(skip_first && seg->used_pages == seg->page_count - 1 && !seg->pages[0].in_use)) break;
-    if (seg == NULL) return NULL;
-  } else {
-    seg = free_seg_for(heap, kind, skip_first);
-  }
+  kl_segment_t *seg = free_seg_for(heap, kind, skip_first, dirty_only);
   if (seg == NULL) {
+    if (dirty_only) return NULL;
     if (!heap->is_user) kl_segment_reclaim(heap);   /* see page_find */
-    seg = free_seg_for(heap, kind, skip_first);
+    seg = free_seg_for(heap, kind, skip_first, false);
     if (seg == NULL) seg = segment_new(heap, kind);
     if (seg == NULL) return NULL;
   }
@@ -385,7 +379,6 @@ static kl_page_t *page_alloc_locked(kl_heap_t *heap, kl_segkind_t kind, size_t b
    * first free one, without a scan of all 64 descriptors (8 KiB) when the
    * segment has no dirty page (bench memeff maps 200 MB of pages: 4.4M
    * instructions here, two scans per page). */
-  if (dirty_only && seg->dirty_pages == 0) return NULL;
   kl_page_t *page = NULL;
   for (uint32_t i = skip_first; i < seg->page_count; i++) {
     if (seg->pages[i].in_use) continue;

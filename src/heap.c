@@ -142,12 +142,20 @@ static _Atomic(uint64_t) heap_pool;
 static kl_heap_t *pool_ptr(uint64_t w) { return (kl_heap_t *)(uintptr_t)((w & ((1ull << POOL_PTR_BITS) - 1)) << 6); }
 static uint64_t pool_word(const kl_heap_t *h, uint64_t tag) { return (uint64_t)(uintptr_t)h >> 6 | tag << POOL_PTR_BITS; }
 
-static void pool_push_chain(kl_heap_t *first, kl_heap_t *last) {
+static void pool_push(kl_heap_t *heap) {
   uint64_t old = kl_load_relaxed(&heap_pool);
-  /* Release: the next taker sees the links (and the heap's reset state). */
-  do { __atomic_store_n(&last->pool_next, pool_ptr(old), __ATOMIC_RELAXED); }
-  while (!kl_cas_weak(&heap_pool, &old, pool_word(first, old >> POOL_PTR_BITS), memory_order_release));
+  /* Release: the next taker sees the link (and the heap's reset state). */
+  do { __atomic_store_n(&heap->pool_next, pool_ptr(old), __ATOMIC_RELAXED); }
+  while (!kl_cas_weak(&heap_pool, &old, pool_word(heap, old >> POOL_PTR_BITS), memory_order_release));
 }
+
+/* Fresh structs are carved one at a time from the current chunk, under a
+ * spin lock held for a few steps (thread start, never a fast path). A
+ * chunk holds 16 structs, but only the carved ones are written: linking
+ * all 16 up front touched every page of the chunk, about 15 page faults
+ * (60 KiB of resident memory) in every process, threaded or not. */
+static _Atomic(int) carve_lock;
+static uint8_t *carve_next, *carve_end;
 
 static kl_heap_t *heap_take(void) {
   /* Acquire (the load and the CAS): we read the top's pool_next and then
@@ -161,16 +169,20 @@ static kl_heap_t *heap_take(void) {
     if (kl_cas_weak(&heap_pool, &old, pool_word(next, tag), memory_order_acquire)) return top;
   }
   size_t hs = kl_align_up(sizeof(kl_heap_t), 64);
-  size_t chunk = kl_align_up(hs * 16, kl_os.page_size);
-  uint8_t *mem = kl_prim_alloc_aligned(chunk, kl_os.page_size, 0);
-  if (mem == NULL) return NULL;
-  kl_stats_mapped((ptrdiff_t)chunk);
-  size_t n = chunk / hs;
-  for (size_t i = 0; i + 1 < n; i++) ((kl_heap_t *)(mem + i * hs))->all_next = (kl_heap_t *)(mem + (i + 1) * hs);
-  kl_stats_heap_made((kl_heap_t *)mem, (kl_heap_t *)(mem + (n - 1) * hs));
-  for (size_t i = 1; i + 1 < n; i++) ((kl_heap_t *)(mem + i * hs))->pool_next = (kl_heap_t *)(mem + (i + 1) * hs);
-  if (n > 1) pool_push_chain((kl_heap_t *)(mem + hs), (kl_heap_t *)(mem + (n - 1) * hs));
-  return (kl_heap_t *)mem;
+  kl_lock(&carve_lock);
+  if ((size_t)(carve_end - carve_next) < hs) {
+    size_t chunk = kl_align_up(hs * 16, kl_os.page_size);
+    uint8_t *mem = kl_prim_alloc_aligned(chunk, kl_os.page_size, 0);
+    if (mem == NULL) { kl_unlock(&carve_lock); return NULL; }
+    kl_stats_mapped((ptrdiff_t)chunk);
+    carve_next = mem;
+    carve_end = mem + chunk;
+  }
+  kl_heap_t *heap = (kl_heap_t *)carve_next;
+  carve_next += hs;
+  kl_unlock(&carve_lock);
+  kl_stats_heap_made(heap);
+  return heap;
 }
 
 kl_heap_t *kl_heap_init_thread(void) {
@@ -259,7 +271,7 @@ void kl_heap_thread_done(void *arg) {
   }
   heap->users = NULL;
   abandon_heap(heap);
-  pool_push_chain(heap, heap);
+  pool_push(heap);
 }
 
 bool kl_heap_is_valid(const kl_heap_t *heap) {
@@ -366,7 +378,7 @@ kl_public void keel_heap_destroy(keel_heap_t *h) {
   users_unlink(heap);
   heap->thread_id = 0;            /* a stale handle now fails owned_here */
   heap->is_user = false;
-  pool_push_chain(heap, heap);
+  pool_push(heap);
 }
 
 /* Live blocks stay valid: pages and segments move to the default heap. */
@@ -397,7 +409,7 @@ kl_public void keel_heap_delete(keel_heap_t *h) {
   users_unlink(heap);
   heap->thread_id = 0;
   heap->is_user = false;
-  pool_push_chain(heap, heap);
+  pool_push(heap);
 }
 
 kl_public bool keel_heap_contains(const keel_heap_t *h, const void *p) {

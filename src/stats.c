@@ -47,10 +47,10 @@ void kl_stats_purged(ptrdiff_t delta) {
   else max_update(&kl_os_stats.committed_peak, committed_now());
 }
 
-void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last) {
+void kl_stats_heap_made(kl_heap_t *heap) {
   kl_heap_t *head = kl_load_relaxed(&all_heaps);
-  /* Release: a reader walking the list sees the links we wrote. */
-  do { last->all_next = head; } while (!kl_cas_weak(&all_heaps, &head, first, memory_order_release));
+  /* Release: a reader walking the list sees the link we wrote. */
+  do { heap->all_next = head; } while (!kl_cas_weak(&all_heaps, &head, heap, memory_order_release));
 }
 
 /* Acquire pairs with the release push above: the structs' links are set. */

@@ -343,7 +343,7 @@ typedef struct kl_os_stats_s {   /* process-wide, touched on slow paths only */
 extern kl_os_stats_t kl_os_stats kl_hidden;
 kl_hidden void kl_stats_mapped(ptrdiff_t delta);
 kl_hidden void kl_stats_purged(ptrdiff_t delta);
-kl_hidden void kl_stats_heap_made(kl_heap_t *first, kl_heap_t *last);
+kl_hidden void kl_stats_heap_made(kl_heap_t *heap);
 kl_hidden kl_heap_t *kl_stats_heaps(void);   /* every heap struct ever made, linked by all_next */
 kl_hidden void kl_stats_sample(kl_heap_t *heap);
 kl_hidden void kl_stats_count_orphan_free(unsigned class_idx);   /* by a thread without a heap */

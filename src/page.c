@@ -301,8 +301,8 @@ kl_inline void foreign_take(kl_heap_t *heap, unsigned c, kl_block_t *b) {
  * neighbours write: false-sharing/4t ran 2.5x slower. A consumer that
  * never allocates keeps the batching. */
 static kl_noinline void foreign_first_malloc(kl_heap_t *heap) {
+  kl_foreign_flush_all(heap);   /* runs, while frees_only says so */
   heap->frees_only = false;
-  kl_foreign_flush_all(heap);
 }
 
 static kl_block_t *foreign_pop(kl_heap_t *heap, unsigned c) {

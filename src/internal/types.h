@@ -297,7 +297,9 @@ struct kl_heap_s {
    * how many more blocks it takes before they go back to the owners,
    * which a pop counts up as it counts a page's used (0 in a new heap:
    * the first free finds the cache full, and the flush of an empty list
-   * sets the room). No other field is used. */
+   * sets the room). No other field is used, except in a heap that only
+   * frees, where each holds one run of one page instead (free.c's
+   * foreign_run_add) and its room stays 0. */
   kl_page_t       foreign[KL_FOREIGN_CLASSES];
   /* Made by a free (free.c): until this thread's first pop, its caches
    * only batch frees (page.c's foreign_pop says why). */

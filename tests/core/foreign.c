@@ -20,7 +20,10 @@
  *     by a key destructor that runs after keel's own exit hook. When such a
  *     thread then allocates, it is not handed the blocks it freed (they
  *     sit among their owner's: cache-scratch) but they go back to the
- *     owner at once.
+ *     owner at once. Such a thread keeps one run of blocks of one page per
+ *     size: a block of another page sends the run back, so blocks freed
+ *     alternately from two pages are all back but the last one while the
+ *     thread lives.
  * NO_FOREIGN=1 (the secure build, which keeps nothing) skips the address
  * checks of 1 and 3 and asserts instead that no block was kept. */
 #define _GNU_SOURCE
@@ -186,6 +189,30 @@ static void test_return(job_t job, size_t n, bool free_only) {
   free(blocks);
 }
 
+/* A thread that only frees, handed blocks of two pages in turn: each block
+ * ends the other page's run, which goes back to the owner at once. */
+static void test_runs(void) {
+  enum { MANY = 3000 };   /* 48-byte blocks: more than two 64 KiB pages */
+  void **all = malloc(MANY * sizeof(void *)), *order[2 * N];
+  for (size_t i = 0; i < MANY; i++) all[i] = malloc(SIZE);
+  uintptr_t first = (uintptr_t)all[0] >> 16, second = 0;
+  size_t na = 0, nb = 0;
+  for (size_t i = 0; i < MANY; i++) {
+    uintptr_t pg = (uintptr_t)all[i] >> 16;
+    if (pg == first && na < N) { order[2 * na++] = all[i]; all[i] = NULL; }
+    else if (pg != first && (second == 0 || pg == second) && nb < N) { second = pg; order[2 * nb++ + 1] = all[i]; all[i] = NULL; }
+  }
+  CHECKF(na == N && nb == N, "found %zu and %zu blocks on two pages", na, nb);
+  if (na == N && nb == N) {
+    task_t t = { .job = JOB_HOLD, .free_only = true, .blocks = order, .n = 2 * N };
+    keeper_start(&t);
+    CHECKF(owner_gets_back(order, 2 * N - 1), "blocks freed in turn from two pages were kept by a live thread that only frees");
+    keeper_end(&t);
+  }
+  for (size_t i = 0; i < MANY; i++) free(all[i]);
+  free(all);
+}
+
 /* A key destructor that runs after keel's exit hook (its key is newer)
  * frees our blocks: they must not be stranded in a cache that no hook
  * would flush again. */
@@ -287,6 +314,8 @@ int main(void) {
   test_return(JOB_OVERFLOW, 4000, false);   /* 4000 x 48 B: more than a cache holds */
   test_return(JOB_EXIT, N, true);
   test_return(JOB_OVERFLOW, 4000, true);
+  test_return(JOB_TRIM, N, true);
+  test_runs();
   test_late_destructor();
   test_free_first();
   test_user_heap();

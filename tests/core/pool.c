@@ -14,7 +14,10 @@
  *     by realloc copies, and reusing it after free gives fresh memory; no
  *     live block is damaged (the hole hazard of MREMAP_FIXED);
  *  5. malloc_trim(0) unmaps the pool (reserved bytes fall);
- *  6. four threads replacing huge blocks of random sizes keep every byte.
+ *  6. four threads replacing huge blocks of random sizes keep every byte;
+ *  7. a huge block mapped fresh first gives back the segments waiting out
+ *     their purge delay in the cache: a freed 3 MiB block's pages are no
+ *     longer resident once a 24 MiB block is made.
  * Links libkeel. POOL_NONE=1 (the secure build, which has no pool) skips
  * the address and fault checks but still checks every byte. */
 #define _GNU_SOURCE
@@ -227,8 +230,35 @@ static void threads(void) {
   }
 }
 
+/* How many of the n bytes at p (page-aligned) are resident. */
+static size_t resident(const void *p, size_t n) {
+  static unsigned char vec[(16 << 20) / 4096];
+  if (n > sizeof vec * PAGE || mincore((void *)p, n, vec) != 0) return 0;
+  size_t r = 0;
+  for (size_t i = 0; i < n / PAGE; i++) r += vec[i] & 1;
+  return r * PAGE;
+}
+
+static void fresh_purges_cache(void) {
+  size_t n = 3 * MiB;
+  uint8_t *p = malloc(n);
+  fill(p, n, 7);
+  free(p);   /* its 4 MiB segment waits in the segment cache, written */
+  if (no_pool) return;   /* the secure build unmaps it at once */
+  size_t before = resident(p, n);
+  CHECKF(before >= n * 9 / 10, "a freed 3 MiB block's pages were not resident in the cache (%zu bytes)", before);
+  uint8_t *q = malloc(24 * MiB);
+  fill(q, 24 * MiB, 8);
+  size_t after = resident(p, n);
+  CHECKF(after <= n / 10, "after a fresh 24 MiB block, %zu bytes of a cached freed block were still resident", after);
+  CHECK(same(q, 24 * MiB, 8));
+  free(q);
+  malloc_trim(0);
+}
+
 int main(void) {
   no_pool = getenv("POOL_NONE") != NULL;
+  fresh_purges_cache();   /* first: nothing pooled yet, so the 24 MiB block is fresh */
   in_place();
   moved();
   regrow();

@@ -50,7 +50,7 @@ t "libkeel.a holds the whole family in one object" bash -c \
 tc "contract, standard names" "$KL_TMP/contract"
 tc "contract, keel_* API" "$KL_TMP/contract-keel"
 tc "realloc: in place, huge growth to 256 MiB in O(log n) moves, every regime boundary, the large class, another class's empty page, room to grow" "$KL_TMP/realloc" 256
-tc "huge-block pool: freed mappings carved in place and moved without faults, contents, zeros, split mappings never moved, malloc_trim, 4 threads" "$KL_TMP/pool"
+tc "huge-block pool: freed mappings carved in place and moved without faults, contents, zeros, split mappings never moved, malloc_trim, 4 threads; a fresh huge block gives back the cached segments first" "$KL_TMP/pool"
 tc "huge-block pool, secure build (no pool): contents, zeros, split mappings, 4 threads" env POOL_NONE=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/pool"
 tc "foreign caches: a thread reuses the blocks it freed of others, which stay freed blocks (double free, visit), go back at exit, malloc_trim and overflow (also from a thread that only frees, and from a late key destructor), not handed to a thread that freed them before its first malloc, never a first-class heap's" "$KL_TMP/foreign"
 tc "foreign caches, secure build (none kept)" env NO_FOREIGN=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/foreign"

@@ -155,7 +155,13 @@ static void pool_push(kl_heap_t *heap) {
  * all 16 up front touched every page of the chunk, about 15 page faults
  * (60 KiB of resident memory) in every process, threaded or not. */
 static _Atomic(int) carve_lock;
-static uint8_t *carve_next, *carve_end;
+static uint8_t *carve_next, *carve_end;   /* under carve_lock */
+
+/* Fork takes the lock first, so a child never inherits it held, nor the
+ * two pointers half updated. */
+static void carve_acquire(void) { kl_lock(&carve_lock); }
+static void carve_release(void) { kl_unlock(&carve_lock); }
+void kl_heap_atfork_init(void) { kl_prim_atfork(carve_acquire, carve_release, carve_release); }
 
 static kl_heap_t *heap_take(void) {
   /* Acquire (the load and the CAS): we read the top's pool_next and then

@@ -31,6 +31,7 @@ bool kl_process_init(void) {
     /* After the state is 2: should registering allocate, that malloc
      * finds keel ready instead of waiting on this very initialization. */
     kl_segment_atfork_init();
+    kl_heap_atfork_init();
     if (kl_option(KL_OPT_VERBOSE))
       kl_message("keel: %s, on_error=%s, purge_delay=%ldms, show_stats=%ld, huge_pages=%ld, purge_thread=%ld, "
                  "report_interval=%ldms, populate=%ld\n",

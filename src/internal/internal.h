@@ -37,6 +37,7 @@ kl_inline void kl_heap_set_seg_cache(kl_heap_t *heap, kl_segment_t *seg) {
 extern __thread bool kl_heap_exited __attribute__((tls_model("initial-exec"))) kl_hidden;
 kl_hidden kl_heap_t *kl_heap_init_thread(void);       /* NULL if out of memory */
 kl_hidden void kl_heap_thread_done(void *heap);
+kl_hidden void kl_heap_atfork_init(void);             /* once, at process start */
 kl_hidden void kl_heap_collect_delayed(kl_heap_t *heap);
 kl_hidden void kl_heap_queue_push_front(kl_heap_t *heap, kl_page_t *page);
 kl_hidden void kl_heap_direct_set(kl_heap_t *heap, unsigned c, kl_page_t *pg);

@@ -71,13 +71,20 @@ static void remote_push(kl_page_t *page, kl_block_t *first, kl_block_t *last, ui
  * blocks from one page with one CAS (a consumer thread that only frees
  * gets batching from this); so do all lists at thread exit and in
  * malloc_trim. */
+/* Send a heap-that-only-frees' run (foreign_run_add, below) to its page:
+ * linked and counted already. */
+static void run_send(kl_page_t *run) {
+  remote_push(run->next, run->free, run->local_free, run->capacity);
+  run->free = NULL;
+}
+
 void kl_foreign_flush(kl_heap_t *heap, unsigned c) {
-  kl_block_t *b = heap->foreign[c].free;
-  heap->foreign[c].free = NULL;
-  if (heap->frees_only) {   /* a run (below): linked and counted already */
-    if (b != NULL) remote_push(heap->foreign[c].next, b, heap->foreign[c].local_free, heap->foreign[c].capacity);
+  if (heap->frees_only) {
+    if (heap->foreign[c].free != NULL) run_send(&heap->foreign[c]);
     return;
   }
+  kl_block_t *b = heap->foreign[c].free;
+  heap->foreign[c].free = NULL;
   /* Room for KL_FOREIGN_BYTES of the class, at least 8 blocks. Computed
    * here, once per flush: frees count the room down, mallocs up. */
   uint32_t cap = (uint32_t)(KL_FOREIGN_BYTES / kl_class_size[c]);
@@ -113,14 +120,15 @@ void kl_foreign_flush(kl_heap_t *heap, unsigned c) {
 static void foreign_run_add(kl_heap_t *heap, unsigned c, kl_page_t *page, kl_block_t *b) {
   kl_page_t *run = &heap->foreign[c];
   if (run->free != NULL) {
-    uint32_t most = (uint32_t)(KL_FOREIGN_BYTES / kl_class_size[c]);
-    if (run->next == page && run->capacity < KL_FOREIGN_BATCH && run->capacity < most) {
+    /* Room for one more: a product, not a division, on every such free. */
+    if (run->next == page && run->capacity < KL_FOREIGN_BATCH &&
+        (size_t)(run->capacity + 1) * kl_class_size[c] <= KL_FOREIGN_BYTES) {
       kl_block_set_next(page, b, run->free);
       run->free = b;
       run->capacity++;
       return;
     }
-    remote_push(run->next, run->free, run->local_free, run->capacity);
+    run_send(run);
     kl_stats_sample(heap);
   }
   kl_block_set_next(page, b, NULL);

@@ -151,6 +151,15 @@ long keel_option_get(keel_option_t option);
  * (keel_calloc is calloc, keel_usable_size is malloc_usable_size, ...);
  * keel_heap_* allocations count as malloc, keel_heap_realloc as realloc. */
 #define KEEL_STATS_CLASSES 48
+/* The size-class table goes on past the 48 entries of 1.0.0, in
+ * classes_more at the struct's end: entry i of the whole table is
+ * *KEEL_STATS_CLASS(&s, i), for i < KEEL_STATS_CLASSES_ALL, in increasing
+ * block size; entries past the last class are zero. A 1.0.0 binary sees
+ * the first 48 entries (blocks up to 96 KiB); its totals count every class. */
+#define KEEL_STATS_CLASSES_MORE 16
+#define KEEL_STATS_CLASSES_ALL (KEEL_STATS_CLASSES + KEEL_STATS_CLASSES_MORE)
+#define KEEL_STATS_CLASS(s, i) \
+  ((i) < KEEL_STATS_CLASSES ? &(s)->classes[(i)] : &(s)->classes_more[(i) - KEEL_STATS_CLASSES])
 typedef struct keel_class_stats_s {
   size_t block_size;       /* bytes per block of this size class */
   size_t blocks_in_use;    /* live blocks */
@@ -183,6 +192,7 @@ typedef struct keel_stats_s {
   size_t calls_aligned_alloc, calls_posix_memalign, calls_memalign, calls_valloc, calls_pvalloc;
   size_t calls_usable_size;     /* malloc_usable_size */
   size_t holes_purged;          /* 4 KiB pages given back from pages still holding live blocks */
+  keel_class_stats_t classes_more[KEEL_STATS_CLASSES_MORE];  /* see KEEL_STATS_CLASS */
 } keel_stats_t;
 
 /* Fill the first `size` bytes of *out with the current statistics of the

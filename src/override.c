@@ -169,10 +169,10 @@ KL_API int malloc_info(int options, FILE *fp) {
   keel_stats_get(&s);
   size_t count = 0;
   fprintf(fp, "<malloc version=\"1\">\n<heap nr=\"0\">\n<sizes>\n");
-  for (unsigned i = 0; i < KEEL_STATS_CLASSES; i++) {
-    const keel_class_stats_t *c = &s.classes[i];
+  for (unsigned i = 0; i < KEEL_STATS_CLASSES_ALL; i++) {
+    const keel_class_stats_t *c = KEEL_STATS_CLASS(&s, i);
     if (c->blocks_in_use == 0) continue;
-    size_t from = i == 0 ? 1 : s.classes[i - 1].block_size + 1;
+    size_t from = i == 0 ? 1 : KEEL_STATS_CLASS(&s, i - 1)->block_size + 1;
     fprintf(fp, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
             from, c->block_size, c->blocks_in_use * c->block_size, c->blocks_in_use);
     count += c->blocks_in_use;

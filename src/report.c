@@ -32,7 +32,7 @@ static struct {
   sample_t s[MAX_SAMPLES];
   size_t peak_in_use, peak_rss;
   uint32_t peak_ms;
-  keel_class_stats_t peak_classes[KEEL_STATS_CLASSES];
+  keel_class_stats_t peak_classes[KEEL_STATS_CLASSES_ALL];
 } R;
 
 static keel_stats_t scratch;     /* the sampler's own: keeps its stack small */
@@ -60,7 +60,7 @@ static void take_sample(void) {
   if (x->in_use >= R.peak_in_use) {
     R.peak_in_use = x->in_use;
     R.peak_ms = x->ms;
-    memcpy(R.peak_classes, scratch.classes, sizeof R.peak_classes);
+    for (unsigned i = 0; i < KEEL_STATS_CLASSES_ALL; i++) R.peak_classes[i] = *KEEL_STATS_CLASS(&scratch, i);
   }
   /* Release: the exit writer reads samples below the count it sees. */
   kl_store_release(&R.count, n + 1);
@@ -142,7 +142,7 @@ static void line_chart(FILE *f, unsigned n) {
 
 static void class_chart(FILE *f) {
   size_t bmax = 1, n = 0;
-  for (int i = 0; i < KEEL_STATS_CLASSES; i++) {
+  for (int i = 0; i < KEEL_STATS_CLASSES_ALL; i++) {
     size_t b = R.peak_classes[i].blocks_in_use * R.peak_classes[i].block_size;
     if (b > bmax) bmax = b;
     if (R.peak_classes[i].blocks_in_use) n++;
@@ -152,7 +152,7 @@ static void class_chart(FILE *f) {
   fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n"
              "<rect x=\"0\" y=\"0\" width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H, W, H);
   int y = 4;
-  for (int i = 0; i < KEEL_STATS_CLASSES; i++) {
+  for (int i = 0; i < KEEL_STATS_CLASSES_ALL; i++) {
     const keel_class_stats_t *c = &R.peak_classes[i];
     if (!c->blocks_in_use) continue;
     size_t b = c->blocks_in_use * c->block_size;

@@ -117,18 +117,19 @@ static void stats_get(keel_stats_t *out) {
     out->segments_abandoned += PEEK(c->segments_abandoned);
   }
   size_t total_allocs = 0, total_frees = 0;
-  _Static_assert(KL_LARGE_CLASS == KEEL_STATS_CLASSES && KL_CLASS_COUNT == KEEL_STATS_CLASSES + 1,
-                 "the large class is the one past the public table");
+  _Static_assert(KL_LARGE_CLASS <= KEEL_STATS_CLASSES_ALL && KL_LARGE_CLASS == KL_CLASS_COUNT - 1,
+                 "every class but the large one has an entry in the public table");
   for (unsigned i = 0; i < KL_CLASS_COUNT; i++) {
     frees[i] += kl_load_relaxed(&kl_os_stats.orphan_frees[i]);
     size_t live = allocs[i] > frees[i] ? allocs[i] - frees[i] : 0;
-    if (i < KEEL_STATS_CLASSES) {
-      out->classes[i].block_size = kl_class_size[i];
-      out->classes[i].blocks_in_use = live;
-      out->classes[i].pages = kl_load_relaxed(&kl_os_stats.pages[i]);
+    if (i < KL_LARGE_CLASS) {
+      keel_class_stats_t *e = KEEL_STATS_CLASS(out, i);
+      e->block_size = kl_class_size[i];
+      e->blocks_in_use = live;
+      e->pages = kl_load_relaxed(&kl_os_stats.pages[i]);
     } else {
-      /* The public table stops at 128 KiB (KEEL_STATS_CLASSES, fixed in
-       * 1.0.0): a large-class block counts as the huge block it was then. */
+      /* The public table stops at 128 KiB, as in 1.0.0: a large-class
+       * block counts as the huge block it was then. */
       out->huge_blocks += live;
     }
     out->in_use_bytes += live * kl_class_size[i];
@@ -216,8 +217,8 @@ kl_public void keel_stats_print(FILE *out) {
   fprintf(out, "  threads %zu, segments abandoned %zu / reclaimed %zu, pages purged %zu, holes purged %zu, OS calls %zu, huge blocks %zu\n",
           s.threads_seen, s.segments_abandoned, s.segments_reclaimed, s.pages_purged, s.holes_purged, s.os_calls, s.huge_blocks);
   fprintf(out, "  %10s %12s %12s %8s\n", "class", "blocks", "bytes", "pages");
-  for (unsigned i = 0; i < KEEL_STATS_CLASSES; i++) {
-    const keel_class_stats_t *c = &s.classes[i];
+  for (unsigned i = 0; i < KEEL_STATS_CLASSES_ALL; i++) {
+    const keel_class_stats_t *c = KEEL_STATS_CLASS(&s, i);
     if (c->blocks_in_use == 0 && c->pages == 0) continue;
     fprintf(out, "  %10s %12zu %12s %8zu\n", human(c->block_size, a), c->blocks_in_use,
             human(c->blocks_in_use * c->block_size, b), c->pages);

@@ -55,7 +55,10 @@ kl_inline unsigned kl_size_class(size_t size) {
   if (size <= 128) return size <= 16 ? 0 : (unsigned)((size - 1) >> 4);
   size_t s = size - 1;
   unsigned b = kl_bsr(s);                      /* 7 .. 16 */
-  return 8 + (b - 7) * 4 + (unsigned)((s >> (b - 2)) & 3);
+  if (b < 10 || b > 12) return (b < 10 ? 8 + (b - 7) * 4 : 35 + (b - 13) * 4) + (unsigned)((s >> (b - 2)) & 3);
+  /* Five classes: the top three bits after the leading one, 0..7, map
+   * to 9/8, 5/4, 3/2, 3/2, 7/4, 7/4, 2, 2 (a nibble each). */
+  return 20 + (b - 10) * 5 + ((0x44332210u >> (((s >> (b - 3)) & 7) * 4)) & 15);
 }
 kl_hidden unsigned kl_aligned_class(size_t size, size_t align); /* KL_CLASS_COUNT if none */
 extern const uint8_t kl_direct_class[KL_DIRECT_COUNT] kl_hidden;  /* kl_size_class(16 * i) */

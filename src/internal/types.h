@@ -39,11 +39,11 @@
 #define KL_MEDIUM_MAX         ((size_t)128 * 1024)
 #define KL_DIRECT_MAX         ((size_t)1024)    /* sizes served by heap->pages_direct */
 #define KL_DIRECT_COUNT       (KL_DIRECT_MAX / 16 + 1)
-#define KL_CLASS_COUNT        49                /* 16 B .. 128 KiB, 4 per power of two; then 256 KiB */
+#define KL_CLASS_COUNT        52                /* 16 B .. 128 KiB (bins.c); then 256 KiB */
 #define KL_POPULATE_BYTES     ((size_t)16 << 10) /* a clean small page past its first this many
                                                   * bytes is faulted in this many at a time (page.c) */
 #define KL_MEDIUM_SHARE       4                 /* a medium request may take a free block up to 4 classes up (page.c) */
-#define KL_LARGE_CLASS        48                /* 256 KiB: one block in a whole medium page */
+#define KL_LARGE_CLASS        51                /* 256 KiB: one block in a whole medium page */
 /* Blocks up to this size take a class. The secure build's guard page at
  * the end of every page leaves no medium page room for 256 KiB. */
 #define KL_LARGE_MAX          (KL_SECURE ? KL_MEDIUM_MAX : (size_t)256 * 1024)
@@ -85,7 +85,7 @@
 #define KL_HOLES              (!KL_SECURE && !KL_DEBUG && KL_FREE_CHECKS)
 #define KL_HOLES_QUICK        1000              /* ms: holes filled sooner were not worth making */
 #define KL_HOLES_STRIKES      7                 /* at most 2^7 idle sweeps asked of a page */
-#define KL_FOREIGN_CLASSES    32                /* classes 0..31: blocks of small pages (up to KL_SMALL_MAX) */
+#define KL_FOREIGN_CLASSES    35                /* classes 0..34: blocks of small pages (up to KL_SMALL_MAX) */
 #define KL_FOREIGN_BYTES      ((size_t)64 << 10) /* most bytes kept per class, at least 8 blocks */
 #define KL_FOREIGN_BATCH      256               /* most blocks per class in a heap that only frees */
 

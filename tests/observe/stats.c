@@ -112,6 +112,53 @@ static void sized_get(void) {
   CHECK(zero_tail && ((keel_stats_t *)buf)->calls_usable_size > 0);
 }
 
+/* The whole class table, read through KEEL_STATS_CLASS: increasing sizes
+ * up to 128 KiB, then zeros; the entries past the 48 of 1.0.0 are filled
+ * (a 128 KiB block is counted in classes_more), and "a power of two plus a
+ * header" lands in the 9/8 class above it (bins.c). */
+static void class_table(void) {
+  static const struct { size_t ask, block; } cases[] = {
+    { 1025, 1152 }, { 1032, 1152 }, { 1153, 1280 }, { 2049, 2304 }, { 2305, 2560 },
+    { 4104, 4608 }, { 4368, 4608 }, { 4609, 5120 }, { 8193, 10240 }, { 120000, 131072 },
+  };
+  enum { N = sizeof cases / sizeof cases[0] };
+  static keel_stats_t a, b;
+  void *p[N][3];
+  keel_stats_get(&a);
+  for (unsigned k = 0; k < N; k++)
+    for (int j = 0; j < 3; j++) {
+      p[k][j] = malloc(cases[k].ask);
+      CHECKF(p[k][j] != NULL && malloc_usable_size(p[k][j]) == cases[k].block, "malloc(%zu): usable %zu, want %zu",
+             cases[k].ask, p[k][j] ? malloc_usable_size(p[k][j]) : 0, cases[k].block);
+      memset(p[k][j], 0x5A, cases[k].ask);
+    }
+  keel_stats_get(&b);
+  unsigned used = 0, ordered = 1, zeros_after = 1;
+  size_t last = 0;
+  for (unsigned i = 0; i < KEEL_STATS_CLASSES_ALL; i++) {
+    size_t bs = KEEL_STATS_CLASS(&b, i)->block_size;
+    if (bs == 0) { zeros_after &= KEEL_STATS_CLASS(&b, i)->pages == 0; continue; }
+    ordered &= used == i && bs > last && bs % 16 == 0;
+    last = bs; used++;
+  }
+  CHECKF(ordered && zeros_after && used > KEEL_STATS_CLASSES && last == 131072,
+         "%u classes, last %zu, ordered %u", used, last, ordered);
+  for (unsigned k = 0; k < N; k++) {
+    unsigned at = KEEL_STATS_CLASSES_ALL, want = 0;
+    for (unsigned i = 0; i < used; i++) if (KEEL_STATS_CLASS(&b, i)->block_size == cases[k].block) at = i;
+    for (unsigned i = 0; i < N; i++) want += cases[i].block == cases[k].block ? 3 : 0;
+    CHECKF(at < used && KEEL_STATS_CLASS(&b, at)->blocks_in_use - KEEL_STATS_CLASS(&a, at)->blocks_in_use == want &&
+           (cases[k].block != 131072 || at >= KEEL_STATS_CLASSES), "class %zu at %u", cases[k].block, at);
+  }
+  int intact = 1;
+  for (unsigned k = 0; k < N; k++)
+    for (int j = 0; j < 3; j++) {
+      for (size_t i = 0; i < cases[k].ask; i++) intact &= ((unsigned char *)p[k][j])[i] == 0x5A;
+      free(p[k][j]);
+    }
+  CHECK(intact);
+}
+
 static void *thread_allocs(void *arg) {
   void **keep = arg;
   for (int i = 0; i < 1000; i++) keep[i] = malloc(100);   /* class 112 */
@@ -182,6 +229,7 @@ int main(int argc, char **argv) {
   }
   per_member_counts();
   sized_get();
+  class_table();
   keel_stats_get(&s0);
   /* 1000 blocks of 1000 bytes: class 1024 */
   void *p[1000];

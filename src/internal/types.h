@@ -42,6 +42,7 @@
 #define KL_CLASS_COUNT        52                /* 16 B .. 128 KiB (bins.c); then 256 KiB */
 #define KL_POPULATE_BYTES     ((size_t)16 << 10) /* a clean small page past its first this many
                                                   * bytes is faulted in this many at a time (page.c) */
+#define KL_POPULATE_EAGER     ((size_t)1024)    /* ... from its first byte, for blocks this big or bigger */
 #define KL_MEDIUM_SHARE       4                 /* a medium request may take a free block up to 4 classes up (page.c) */
 #define KL_LARGE_CLASS        51                /* 256 KiB: one block in a whole medium page */
 /* Blocks up to this size take a class. The secure build's guard page at

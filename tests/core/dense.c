@@ -10,9 +10,14 @@
  *     zero.
  *  3. then blocks touched on their first page only: the third one is no
  *     longer faulted in (under 3 MiB resident), nor any after it.
+ *  0. first, small pages (src/page.c, populate_ahead): a fresh page of a
+ *     class of 1 KiB or more has its first 16 KiB resident once the first
+ *     block is handed out; one of a smaller class only the 4 KiB its first
+ *     blocks were carved from.
  * NO_POPULATE=1 (the secure build, or KEEL_POPULATE=0) checks that no
  * block is faulted in, and the contents. Links libkeel. */
 #include <malloc.h>
+#include <sys/mman.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,8 +49,42 @@ static uint8_t *fresh(bool zero, long *grew) {
   return p;
 }
 
+/* How many bytes of the first 16 KiB of p's 64 KiB page are resident. */
+static size_t chunk_resident(const void *p) {
+  unsigned char vec[4];
+  uintptr_t c = (uintptr_t)p & ~(uintptr_t)0xffff;
+  if (mincore((void *)c, 16 * 1024, vec) != 0) return 0;
+  return (size_t)((vec[0] & 1) + (vec[1] & 1) + (vec[2] & 1) + (vec[3] & 1)) * 4096;
+}
+
+/* Transparent huge pages on for every mapping: residency is then 2 MiB
+ * at a time, and part 0 has nothing to measure. */
+static bool thp_always(void) {
+  char buf[128] = "";
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f != NULL) { if (fgets(buf, sizeof buf, f) == NULL) buf[0] = 0; fclose(f); }
+  return strstr(buf, "[always]") != NULL;
+}
+
 int main(void) {
   bool populate = getenv("NO_POPULATE") == NULL;
+  /* 0. Sizes no earlier call asked for, so their pages are fresh. The
+   * first takes the segment's first page, which its header shortens. */
+  uint8_t *first = malloc(3000), *big = malloc(4300), *small = malloc(200);
+  size_t rb = chunk_resident(big), rs = chunk_resident(small);
+  printf("0. a fresh page of the 4608-byte class: %zu KiB of its first 16 KiB resident; of the 224-byte class: %zu KiB\n",
+         rb / 1024, rs / 1024);
+  CHECKF(((uintptr_t)big & 0x3fffff) >= 0x10000 && ((uintptr_t)small & 0x3fffff) >= 0x10000,
+         "a segment's first page: %p %p", (void *)big, (void *)small);
+  if (thp_always()) printf("0. skipped: transparent huge pages are always on\n");
+  else {
+    if (populate) CHECKF(rb == 16 * 1024, "4608-byte class: %zu bytes resident", rb);
+    else CHECKF(rb == 4096, "4608-byte class: %zu bytes resident", rb);   /* the block's first OS page: its link and mark */
+    CHECKF(rs == 4096, "224-byte class: %zu bytes resident", rs);
+  }
+  memset(first, 0x22, 3000); memset(big, 0x33, 4300); memset(small, 0x44, 200);
+  CHECK(first[2999] == 0x22 && big[4299] == 0x33 && small[199] == 0x44);
+  free(first); free(big); free(small);
   /* 1. */
   uint8_t *b[4];
   for (int i = 0; i < 4; i++) { b[i] = malloc(SIZE); fill(b[i], SIZE, (unsigned)i); }

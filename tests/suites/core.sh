@@ -58,7 +58,7 @@ tc "a class's only page: kept when it empties in a loop, an ordinary page once o
 tc "holes: the free OS pages of sparse pages given back by malloc_trim and as the heap grows, contents kept, visit sees the live blocks, holes filled again, fewer holes where they come back soon, 4 threads with remote frees in flight; a double free in a hole caught when the page empties or the hole fills; cold medium blocks given back and taken again, a double free of one caught at once; a medium malloc takes a bigger class's free block" env KEEL_PURGE_DELAY=1 "$KL_TMP/holes"
 tc "holes, secure build (none made; contents, visit, double frees caught at once)" env NO_HOLES=1 KEEL_PURGE_DELAY=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/holes"
 tc "holes, debug build (none made; contents, visit, double frees caught at once)" env NO_HOLES=1 KEEL_PURGE_DELAY=1 LD_PRELOAD="$b/libkeel-debug.so" "$KL_TMP/holes"
-tc "dense huge blocks: faulted in when handed out after blocks written whole, never calloc's, no longer after two sparse ones" "$KL_TMP/dense"
+tc "fresh small pages of classes of 1 KiB or more faulted in from their first block; dense huge blocks: faulted in when handed out after blocks written whole, never calloc's, no longer after two sparse ones" "$KL_TMP/dense"
 tc "dense huge blocks, secure build (never faulted in ahead)" env NO_POPULATE=1 LD_PRELOAD="$b/libkeel-secure.so" "$KL_TMP/dense"
 tc "dense huge blocks, KEEL_POPULATE=0 (never faulted in ahead)" env NO_POPULATE=1 KEEL_POPULATE=0 "$KL_TMP/dense"
 tc "an idle thread's free pages: given back by the purger thread while it makes no call (200 MB freed: resident back within 8 MiB of its start), and usable again" "$KL_TMP/idle"

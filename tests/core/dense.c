@@ -1,5 +1,10 @@
-/* dense.c — huge blocks that a program writes whole are faulted in when
- * they are handed out; sparse ones, and calloc's, are not (src/segment.c,
+/* dense.c — memory keel faults in ahead of the program (MADV_POPULATE_WRITE).
+ *  0. small pages (src/page.c, populate_ahead): a fresh page of a class of
+ *     1 KiB or more has its first 16 KiB resident once its first block is
+ *     handed out; one of a smaller class only the 4 KiB its first blocks
+ *     were carved from.
+ * Huge blocks that a program writes whole are faulted in when they are
+ * handed out; sparse ones, and calloc's, are not (src/segment.c,
  * huge_dense_vote and huge_populate).
  *  1. four blocks of 8 MiB written whole and freed teach keel that blocks
  *     are dense: the next fresh one (the pool emptied by malloc_trim) is
@@ -10,10 +15,6 @@
  *     zero.
  *  3. then blocks touched on their first page only: the third one is no
  *     longer faulted in (under 3 MiB resident), nor any after it.
- *  0. first, small pages (src/page.c, populate_ahead): a fresh page of a
- *     class of 1 KiB or more has its first 16 KiB resident once the first
- *     block is handed out; one of a smaller class only the 4 KiB its first
- *     blocks were carved from.
  * NO_POPULATE=1 (the secure build, or KEEL_POPULATE=0) checks that no
  * block is faulted in, and the contents. Links libkeel. */
 #include <malloc.h>

@@ -45,7 +45,7 @@ const uint8_t kl_direct_class[KL_DIRECT_COUNT] = {
   18, 18, 18, 18, 18, 18, 18, 18, 19, 19, 19, 19, 19, 19, 19, 19    /* ..1024 */
 };
 
-bool kl_direct_class_ok(void) {
+bool kl_class_tables_ok(void) {
   for (unsigned i = 0; i < KL_DIRECT_COUNT; i++)
     if (kl_direct_class[i] != kl_size_class(i ? 16 * (size_t)i : 1)) return false;
   /* And kl_size_class inverts the table: each class's first and last

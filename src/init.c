@@ -24,7 +24,7 @@ bool kl_process_init(void) {
     kl_os = info;
     kl_options_init();
 #if KL_CHECKED
-    kl_assert(kl_direct_class_ok());
+    kl_assert(kl_class_tables_ok());
 #endif
     kl_prim_thread_key_init(kl_heap_thread_done);
     kl_store_release(&init_state, 2);

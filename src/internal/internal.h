@@ -62,7 +62,7 @@ kl_inline unsigned kl_size_class(size_t size) {
 }
 kl_hidden unsigned kl_aligned_class(size_t size, size_t align); /* KL_CLASS_COUNT if none */
 extern const uint8_t kl_direct_class[KL_DIRECT_COUNT] kl_hidden;  /* kl_size_class(16 * i) */
-kl_hidden bool kl_direct_class_ok(void);
+kl_hidden bool kl_class_tables_ok(void);   /* checked build, at start-up: both tables agree with kl_size_class */
 
 /* ---- segmap.c: one byte per 4 MiB unit: 0 none, 1 segment start, 2 start one unit back */
 #define KL_MAP_UNITS ((uintptr_t)1 << (KL_ADDR_BITS - KL_SEGMENT_SHIFT))
